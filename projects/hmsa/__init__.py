@@ -1,0 +1,14 @@
+"""Hierarchical Multi-Scale Attention (Tao, Sapra, Catanzaro 2020) for MMSeg.
+
+Importing this package (e.g. through a config's ``custom_imports``) registers
+the segmentor, the decode heads, the category metric and the visualizer into
+MMSegmentation's registries, and makes MMEngine load its own checkpoints with
+PyTorch's safe unpickler.
+"""
+from . import checkpoint  # noqa: F401
+from . import datasets  # noqa: F401
+from . import evaluation  # noqa: F401
+from . import models  # noqa: F401
+from . import visualization  # noqa: F401
+
+__version__ = '0.1.0'
