@@ -5,10 +5,12 @@ the segmentor, the decode heads, the category metric and the visualizer into
 MMSegmentation's registries, and makes MMEngine load its own checkpoints with
 PyTorch's safe unpickler.
 """
-from . import checkpoint  # noqa: F401
-from . import datasets  # noqa: F401
-from . import evaluation  # noqa: F401
-from . import models  # noqa: F401
-from . import visualization  # noqa: F401
+from . import (
+    checkpoint,  # noqa: F401
+    datasets,  # noqa: F401
+    evaluation,  # noqa: F401
+    models,  # noqa: F401
+    visualization,  # noqa: F401
+)
 
 __version__ = '0.1.0'

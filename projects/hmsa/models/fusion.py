@@ -1,0 +1,155 @@
+"""Scale outputs and the rules that fuse them.
+
+Everything here is a pure function of tensors: no module state, no config.
+The segmentor calls these; the tests compare them with an independent
+implementation of the formulas.
+"""
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FUSION_RULES = ('attention', 'mean', 'max')
+
+
+@dataclass
+class ScaleOutput:
+    """What the network predicts for one input scale.
+
+    Attributes:
+        logits (Tensor): Class logits of shape (N, C, H, W).
+        attention (Tensor, optional): Relative attention in (0, 1) of shape
+            (N, 1, H, W), on the same grid as ``logits``. None when the head
+            has no attention branch.
+    """
+
+    logits: Tensor
+    attention: Optional[Tensor] = None
+
+
+def resize_to(x: Tensor,
+              size: Sequence[int],
+              align_corners: bool = False) -> Tensor:
+    """Bilinearly resize ``x`` to ``size`` (a no-op when it already fits)."""
+    size = tuple(int(s) for s in size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(
+        x, size=size, mode='bilinear', align_corners=align_corners)
+
+
+def scaled_size(size: Sequence[int], scale: float) -> Tuple[int, int]:
+    """The (H, W) an image of ``size`` has once rescaled by ``scale``."""
+    return (max(1, int(round(size[0] * scale))),
+            max(1, int(round(size[1] * scale))))
+
+
+def fuse_two_scales(low: ScaleOutput,
+                    high: ScaleOutput,
+                    align_corners: bool = False) -> Tensor:
+    """The training-time fusion of a low scale into the 1.0 scale.
+
+    ``fused = up(a_lo * p_lo) + (1 - up(a_lo)) * p_1`` where ``up`` resizes
+    to the 1.0 prediction's grid.
+
+    Args:
+        low (ScaleOutput): The lower scale's output; needs ``attention``.
+        high (ScaleOutput): The 1.0 scale's output.
+        align_corners (bool): ``align_corners`` of the resizing.
+
+    Returns:
+        Tensor: Fused logits on ``high.logits``'s grid.
+    """
+    if low.attention is None:
+        raise ValueError('attention fusion needs an attention map for the '
+                         'lower scale; the decode head has no attention '
+                         'branch')
+    size = high.logits.shape[-2:]
+    attn = resize_to(low.attention, size, align_corners)
+    weighted = resize_to(low.attention * low.logits, size, align_corners)
+    return weighted + (1 - attn) * high.logits
+
+
+def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
+                      align_corners: bool = False) -> Tensor:
+    """Chain the pairwise attention over any set of scales containing 1.0.
+
+    Scales are visited from the highest down; the highest one's prediction
+    starts the chain and its attention is never used. For each lower scale
+    ``s``: at ``s >= 1`` the running prediction is resized down to ``s``'s
+    grid and ``pred = a_s * p_s + (1 - a_s) * pred``; at ``s < 1`` the
+    scale's weighted logits and attention are resized up to the 1.0 grid and
+    ``pred = up(a_s * p_s) + (1 - up(a_s)) * pred``.
+
+    Args:
+        outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0.
+        align_corners (bool): ``align_corners`` of the resizing.
+
+    Returns:
+        Tensor: Fused logits on the 1.0 scale's grid.
+    """
+    _check_has_unit_scale(outputs)
+    order = sorted(outputs, reverse=True)
+    pred = outputs[order[0]].logits
+    for scale in order[1:]:
+        out = outputs[scale]
+        if out.attention is None:
+            raise ValueError(
+                f'attention fusion needs an attention map at scale {scale}; '
+                'the decode head has no attention branch (use fusion '
+                '"mean" or "max", or an HMSA head)')
+        if scale >= 1.0:
+            pred = resize_to(pred, out.logits.shape[-2:], align_corners)
+            pred = out.attention * out.logits + (1 - out.attention) * pred
+        else:
+            size = pred.shape[-2:]
+            attn = resize_to(out.attention, size, align_corners)
+            weighted = resize_to(out.attention * out.logits, size,
+                                 align_corners)
+            pred = weighted + (1 - attn) * pred
+    return pred
+
+
+def mean_fuse(outputs: Dict[float, ScaleOutput],
+              align_corners: bool = False) -> Tensor:
+    """Average the per-scale logits on the 1.0 scale's grid."""
+    return torch.stack(_logits_on_unit_grid(outputs, align_corners)).mean(0)
+
+
+def max_fuse(outputs: Dict[float, ScaleOutput],
+             align_corners: bool = False) -> Tensor:
+    """Element-wise maximum of the per-scale logits on the 1.0 grid."""
+    return torch.stack(_logits_on_unit_grid(outputs,
+                                            align_corners)).amax(0)
+
+
+def fuse(outputs: Dict[float, ScaleOutput],
+         rule: str,
+         align_corners: bool = False) -> Tensor:
+    """Fuse per-scale outputs with ``rule`` ('attention', 'mean', 'max')."""
+    if rule == 'attention':
+        return hierarchical_fuse(outputs, align_corners)
+    if rule == 'mean':
+        return mean_fuse(outputs, align_corners)
+    if rule == 'max':
+        return max_fuse(outputs, align_corners)
+    raise ValueError(f'unknown fusion rule {rule!r}; expected one of '
+                     f'{", ".join(FUSION_RULES)}')
+
+
+def _check_has_unit_scale(outputs: Dict[float, ScaleOutput]) -> None:
+    if 1.0 not in outputs:
+        raise ValueError('fusion needs the 1.0 scale among the outputs, got '
+                         f'scales {sorted(outputs)}')
+
+
+def _logits_on_unit_grid(outputs: Dict[float, ScaleOutput],
+                         align_corners: bool) -> list:
+    _check_has_unit_scale(outputs)
+    size = outputs[1.0].logits.shape[-2:]
+    return [
+        resize_to(outputs[s].logits, size, align_corners)
+        for s in sorted(outputs)
+    ]

@@ -1,0 +1,539 @@
+"""The hierarchical multi-scale attention segmentor."""
+import math
+from numbers import Real
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.logging import print_log
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import (
+    ConfigType,
+    OptConfigType,
+    OptMultiConfig,
+    OptSampleList,
+    SampleList,
+    add_prefix,
+)
+from torch import Tensor
+
+from .fusion import (
+    FUSION_RULES,
+    ScaleOutput,
+    fuse,
+    fuse_two_scales,
+    resize_to,
+    scaled_size,
+)
+
+
+def _as_scale(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f'{what} must be a positive number, got {value!r}')
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f'{what} must be a positive number, got {value!r}')
+    return value
+
+
+def check_scales(scales) -> Tuple[float, ...]:
+    """Validate an inference scale list; return it as sorted floats.
+
+    Raises:
+        ValueError: when the list is empty, holds a value that is not a
+            positive number, repeats a scale, or lacks 1.0.
+    """
+    if isinstance(scales, Real) or not isinstance(scales, Sequence) \
+            or isinstance(scales, str) or len(scales) == 0:
+        raise ValueError('test_cfg.scales must be a non-empty list of '
+                         f'positive numbers containing 1.0, got {scales!r}')
+    values = [_as_scale(s, f'test_cfg.scales entry {s!r}') for s in scales]
+    if len(set(values)) != len(values):
+        raise ValueError(f'test_cfg.scales repeats a scale: {list(scales)}')
+    if 1.0 not in values:
+        raise ValueError(
+            'test_cfg.scales must contain 1.0, the scale every other one is '
+            f'fused into, got {list(scales)}')
+    return tuple(sorted(values))
+
+
+@MODELS.register_module()
+class HMSAEncoderDecoder(EncoderDecoder):
+    """Encoder-decoder with hierarchical multi-scale attention.
+
+    One network (backbone, decode head, shared weights) runs on the image at
+    several scales; the decode head (an HMSA head such as
+    :class:`HMSASepASPPHead`) also predicts a relative attention map per
+    scale. Training fuses the 1.0 scale with one lower scale; inference
+    chains the same pairwise rule over any list of scales that contains
+    1.0, or averages (``mean``) or takes the maximum (``max``) of the same
+    per-scale logits. Everything :class:`EncoderDecoder` accepts keeps
+    working.
+
+    ``train_cfg`` keys:
+
+    - ``lo_scale`` (float, 0.5): the lower training scale, in (0, 1).
+    - ``scale_loss_weight`` (float or [float, float], 0.05): weight of the
+      supervised loss on each scale's own logits (``[w_lo, w_1]`` for one
+      each); 0 switches it off.
+    - ``attention_only`` (bool, False): train only the attention branch.
+      Backbone, neck, decoder and auxiliary heads are frozen in eval mode
+      (BatchNorm statistics included) and run without autograd.
+
+    ``test_cfg`` keys (besides MMSeg's ``mode``, ``crop_size``, ``stride``):
+
+    - ``scales`` (list[float], [1.0]): inference scales; must hold 1.0.
+    - ``fusion`` (str, 'attention'): 'attention', 'mean' or 'max'.
+    - ``flip`` (bool, False): also run on the horizontally flipped image and
+      average each scale's logits and attention before fusing.
+    - ``return_scales`` (bool, False): put each scale's logits, prediction
+      and attention on the output data samples as ``scale_outputs``.
+
+    Args:
+        backbone (dict): Backbone config.
+        decode_head (dict): Decode head config; an HMSA head for attention
+            fusion, any MMSeg head for ``mean``/``max``.
+        neck (dict, optional): Neck config.
+        auxiliary_head (dict, optional): Auxiliary head config; trained on
+            the 1.0 scale's features, as in MMSeg.
+        train_cfg (dict, optional): See above.
+        test_cfg (dict, optional): See above.
+        data_preprocessor (dict, optional): Data preprocessor config.
+        pretrained (str, optional): Pretrained backbone weights.
+        init_cfg (dict, optional): Initialisation config.
+        min_input_size (int): The smallest image side (after rescaling) the
+            network accepts. Defaults to 32.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None,
+                 min_input_size: int = 32) -> None:
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            neck=neck,
+            auxiliary_head=auxiliary_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        if int(min_input_size) < 1:
+            raise ValueError(
+                f'min_input_size must be >= 1, got {min_input_size}')
+        self.min_input_size = int(min_input_size)
+        self.train_cfg = self._complete_train_cfg(train_cfg)
+        self.test_cfg = self._complete_test_cfg(test_cfg)
+        self._test_settings()  # fail at build time on a bad test_cfg
+        if self.attention_only:
+            self._freeze_all_but_attention()
+
+    # ------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------
+    @property
+    def with_attention(self) -> bool:
+        """Whether the decode head has an attention branch."""
+        return hasattr(self.decode_head, 'forward_scale')
+
+    @property
+    def attention_only(self) -> bool:
+        """Whether training updates only the attention branch."""
+        return bool(self.train_cfg.get('attention_only', False))
+
+    def _complete_train_cfg(self, train_cfg: OptConfigType) -> ConfigDict:
+        cfg = ConfigDict(train_cfg or {})
+        cfg.setdefault('lo_scale', 0.5)
+        cfg.setdefault('scale_loss_weight', 0.05)
+        cfg.setdefault('attention_only', False)
+        lo = _as_scale(cfg.lo_scale, 'train_cfg.lo_scale')
+        if lo >= 1.0:
+            raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is '
+                             f'the scale fused into 1.0, got {cfg.lo_scale}')
+        self._scale_loss_weights(cfg)
+        return cfg
+
+    @staticmethod
+    def _scale_loss_weights(cfg: ConfigDict) -> Tuple[float, float]:
+        weight = cfg.scale_loss_weight
+        if isinstance(weight, Real) and not isinstance(weight, bool):
+            weights = (float(weight), float(weight))
+        elif isinstance(weight, Sequence) and len(weight) == 2:
+            weights = tuple(float(w) for w in weight)
+        else:
+            raise ValueError('train_cfg.scale_loss_weight must be a number or '
+                             f'a pair [w_lo, w_1], got {weight!r}')
+        if any(w < 0 for w in weights):
+            raise ValueError('train_cfg.scale_loss_weight must be >= 0, got '
+                             f'{weight!r}')
+        return weights
+
+    def _complete_test_cfg(self, test_cfg: OptConfigType) -> ConfigDict:
+        cfg = ConfigDict(test_cfg or {})
+        cfg.setdefault('mode', 'whole')
+        cfg.setdefault('scales', [1.0])
+        cfg.setdefault('fusion', 'attention')
+        cfg.setdefault('flip', False)
+        cfg.setdefault('return_scales', False)
+        return cfg
+
+    def _test_settings(self) -> Tuple[Tuple[float, ...], str]:
+        """Validate the current ``test_cfg``; return (scales, fusion)."""
+        cfg = self.test_cfg
+        scales = check_scales(cfg.get('scales', [1.0]))
+        fusion = cfg.get('fusion', 'attention')
+        if fusion not in FUSION_RULES:
+            raise ValueError(f'test_cfg.fusion must be one of '
+                             f'{", ".join(FUSION_RULES)}, got {fusion!r}')
+        if fusion == 'attention' and len(scales) > 1 \
+                and not self.with_attention:
+            raise ValueError(
+                'test_cfg.fusion="attention" needs a decode head with an '
+                f'attention branch; {type(self.decode_head).__name__} has '
+                'none (use fusion "mean" or "max", or an HMSA head)')
+        mode = cfg.get('mode', 'whole')
+        if mode not in ('whole', 'slide'):
+            raise ValueError('test_cfg.mode must be "whole" or "slide", got '
+                             f'{mode!r}')
+        if mode == 'slide' and ('crop_size' not in cfg
+                                or 'stride' not in cfg):
+            raise ValueError('test_cfg.mode="slide" needs test_cfg.crop_size '
+                             'and test_cfg.stride')
+        return scales, fusion
+
+    def _check_input_size(self, size: Sequence[int],
+                          scales: Sequence[float]) -> None:
+        for scale in scales:
+            h, w = scaled_size(size, scale)
+            if min(h, w) < self.min_input_size:
+                raise ValueError(
+                    f'an image of {size[0]}x{size[1]} pixels becomes {h}x{w} '
+                    f'at scale {scale:g}, smaller than the '
+                    f'{self.min_input_size} pixels a side the network needs '
+                    '(its output stride leaves too little to segment); use '
+                    'larger images or drop the small scales')
+
+    # ------------------------------------------------------------------
+    # attention-only training
+    # ------------------------------------------------------------------
+    def _is_attention_param(self, name: str) -> bool:
+        return name.startswith('decode_head.attention.')
+
+    def _freeze_all_but_attention(self) -> None:
+        for name, param in self.named_parameters():
+            param.requires_grad_(self._is_attention_param(name))
+
+    def train(self, mode: bool = True) -> 'HMSAEncoderDecoder':
+        """Set train mode; with ``attention_only`` all but the attention
+        branch stays in eval mode so BatchNorm statistics do not move."""
+        super().train(mode)
+        if mode and self.attention_only:
+            for module in self.children():
+                module.eval()
+            self.decode_head.attention.train()
+        return self
+
+    # ------------------------------------------------------------------
+    # per-scale forward passes
+    # ------------------------------------------------------------------
+    def _rescale(self, inputs: Tensor, scale: float) -> Tensor:
+        if scale == 1.0:
+            return inputs
+        size = scaled_size(inputs.shape[-2:], scale)
+        return F.interpolate(
+            inputs, size=size, mode='bilinear', align_corners=False)
+
+    def _forward_scale(self, inputs: Tensor) -> ScaleOutput:
+        """Logits and (if the head has a branch) attention for one input."""
+        feats = self.extract_feat(inputs)
+        if self.with_attention:
+            return self.decode_head.forward_scale(feats)
+        return ScaleOutput(logits=self.decode_head.forward(feats))
+
+    def _slide_scale(self, inputs: Tensor) -> ScaleOutput:
+        """Sliding-window :meth:`_forward_scale` on the input's pixel grid."""
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        n, _, h_img, w_img = inputs.shape
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        channels = self.out_channels + int(self.with_attention)
+        total = inputs.new_zeros((n, channels, h_img, w_img))
+        count = inputs.new_zeros((1, 1, h_img, w_img))
+        for i in range(h_grids):
+            for j in range(w_grids):
+                y2 = min(i * h_stride + h_crop, h_img)
+                x2 = min(j * w_stride + w_crop, w_img)
+                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
+                out = self._forward_scale(inputs[:, :, y1:y2, x1:x2])
+                parts = [out.logits]
+                if out.attention is not None:
+                    parts.append(out.attention)
+                window = resize_to(
+                    torch.cat(parts, dim=1), (y2 - y1, x2 - x1),
+                    self.align_corners)
+                total[:, :, y1:y2, x1:x2] += window
+                count[:, :, y1:y2, x1:x2] += 1
+        total = total / count
+        logits = total[:, :self.out_channels]
+        attention = total[:, self.out_channels:] if self.with_attention \
+            else None
+        return ScaleOutput(logits=logits, attention=attention)
+
+    def _scale_outputs(self, inputs: Tensor,
+                       scales: Sequence[float]) -> Dict[float, ScaleOutput]:
+        slide = self.test_cfg.mode == 'slide'
+        run = self._slide_scale if slide else self._forward_scale
+        return {s: run(self._rescale(inputs, s)) for s in scales}
+
+    @staticmethod
+    def _flip_back(out: ScaleOutput) -> ScaleOutput:
+        return ScaleOutput(
+            logits=out.logits.flip(-1),
+            attention=None
+            if out.attention is None else out.attention.flip(-1))
+
+    @staticmethod
+    def _average(a: ScaleOutput, b: ScaleOutput) -> ScaleOutput:
+        return ScaleOutput(
+            logits=(a.logits + b.logits) / 2,
+            attention=None
+            if a.attention is None else (a.attention + b.attention) / 2)
+
+    def multiscale_inference(
+            self, inputs: Tensor, batch_img_metas: List[dict]
+    ) -> Tuple[Tensor, Dict[float, ScaleOutput]]:
+        """Run every test scale and fuse them.
+
+        Args:
+            inputs (Tensor): Images of shape (N, 3, H, W).
+            batch_img_metas (list[dict]): Image meta information.
+
+        Returns:
+            tuple: The fused logits at the output size MMSeg's own
+            ``inference`` gives (the padded input size), and the per-scale
+            outputs resized to that size.
+        """
+        scales, fusion = self._test_settings()
+        if inputs.dim() != 4:
+            raise ValueError('inputs must be a batch of shape (N, C, H, W), '
+                             f'got shape {tuple(inputs.shape)}')
+        self._check_input_size(inputs.shape[-2:], scales)
+        outputs = self._scale_outputs(inputs, scales)
+        if self.test_cfg.get('flip', False):
+            flipped = self._scale_outputs(inputs.flip(-1), scales)
+            outputs = {
+                s: self._average(outputs[s], self._flip_back(flipped[s]))
+                for s in scales
+            }
+        fused = fuse(outputs, fusion, self.align_corners)
+        size = self._output_size(inputs, batch_img_metas)
+        fused = resize_to(fused, size, self.align_corners)
+        resized = {
+            s: ScaleOutput(
+                logits=resize_to(o.logits, size, self.align_corners),
+                attention=None if o.attention is None else resize_to(
+                    o.attention, size, self.align_corners))
+            for s, o in outputs.items()
+        }
+        return fused, resized
+
+    def _output_size(self, inputs: Tensor,
+                     batch_img_metas: List[dict]) -> Tuple[int, int]:
+        # The size MMSeg's whole/slide inference returns logits at.
+        if self.test_cfg.mode == 'slide':
+            return tuple(inputs.shape[-2:])
+        meta = batch_img_metas[0]
+        shape = meta.get('pad_shape', meta.get('img_shape'))
+        return tuple(int(x) for x in shape[:2])
+
+    # ------------------------------------------------------------------
+    # EncoderDecoder API
+    # ------------------------------------------------------------------
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Fused logits of all test scales, at the padded input size."""
+        return self.multiscale_inference(inputs, batch_img_metas)[0]
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        """Predict with multi-scale fusion; see :class:`EncoderDecoder`.
+
+        With ``test_cfg.return_scales`` each data sample also holds
+        ``scale_outputs``: ``{scale: PixelData(seg_logits, pred_sem_seg,
+        attention)}`` at the original image size.
+        """
+        if data_samples is not None:
+            batch_img_metas = [s.metainfo for s in data_samples]
+        else:
+            batch_img_metas = [
+                dict(
+                    ori_shape=inputs.shape[2:],
+                    img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:],
+                    padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        fused, per_scale = self.multiscale_inference(inputs, batch_img_metas)
+        results = self.postprocess_result(fused, data_samples)
+        if self.test_cfg.get('return_scales', False):
+            self._attach_scale_outputs(results, per_scale,
+                                       data_samples is not None)
+        return results
+
+    def _attach_scale_outputs(self, results: SampleList,
+                              per_scale: Dict[float, ScaleOutput],
+                              restore: bool) -> None:
+        scales, fusion = self._test_settings()
+        for i, sample in enumerate(results):
+            outputs = {}
+            for scale, out in per_scale.items():
+                logits = out.logits[i:i + 1]
+                attention = None if out.attention is None \
+                    else out.attention[i:i + 1]
+                if restore:
+                    logits = self._to_original(logits, sample.metainfo)
+                    if attention is not None:
+                        attention = self._to_original(attention,
+                                                      sample.metainfo)
+                fields = dict(
+                    seg_logits=logits[0],
+                    pred_sem_seg=logits[0].argmax(dim=0, keepdim=True))
+                if attention is not None:
+                    fields['attention'] = attention[0]
+                outputs[scale] = PixelData(**fields)
+            sample.scale_outputs = outputs
+            sample.set_metainfo(
+                dict(hmsa_scales=list(scales), hmsa_fusion=fusion))
+
+    def _to_original(self, x: Tensor, meta: dict) -> Tensor:
+        """Undo padding and flip and resize to ``ori_shape``, as
+        ``postprocess_result`` does for the fused logits."""
+        pad = meta.get('img_padding_size', meta.get('padding_size',
+                                                    [0, 0, 0, 0]))
+        left, right, top, bottom = pad
+        h, w = x.shape[-2:]
+        x = x[..., top:h - bottom, left:w - right]
+        if meta.get('flip', False):
+            dims = (3, ) if meta.get('flip_direction') == 'horizontal' \
+                else (2, )
+            x = x.flip(dims=dims)
+        return resize_to(x, meta['ori_shape'], self.align_corners)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Two-scale training losses.
+
+        Keys: ``decode.*`` on the fused logits, ``scale_<s>.*`` on each
+        scale's own logits (weighted by ``scale_loss_weight``, left out when
+        it is 0 or in attention-only training) and ``aux.*`` from the
+        auxiliary head on the 1.0 scale (left out in attention-only
+        training, where it is frozen).
+        """
+        cfg = self.train_cfg
+        if not self.with_attention:
+            raise ValueError(
+                'HMSAEncoderDecoder training needs a decode head with an '
+                f'attention branch; {type(self.decode_head).__name__} has '
+                'none (use HMSASepASPPHead or HMSAASPPHead). A head without '
+                'one can still be tested with fusion "mean" or "max".')
+        lo = float(cfg.lo_scale)
+        self._check_input_size(inputs.shape[-2:], (lo, 1.0))
+        if self.attention_only:
+            with torch.no_grad():
+                feats_hi = self.extract_feat(inputs)
+                _, logits_hi = self.decode_head.decode(feats_hi)
+                attn_in, logits_lo = self.decode_head.decode(
+                    self.extract_feat(self._rescale(inputs, lo)))
+            low = ScaleOutput(
+                logits=logits_lo, attention=self.decode_head.attend(attn_in))
+            high = ScaleOutput(logits=logits_hi)
+        else:
+            feats_hi = self.extract_feat(inputs)
+            if self.with_attention:
+                high = self.decode_head.forward_scale(
+                    feats_hi, with_attention=False)
+            else:
+                high = ScaleOutput(logits=self.decode_head.forward(feats_hi))
+            low = self._forward_scale(self._rescale(inputs, lo))
+        fused = fuse_two_scales(low, high, self.align_corners)
+
+        losses = add_prefix(
+            self.decode_head.loss_by_feat(fused, data_samples), 'decode')
+        if not self.attention_only:
+            for scale, out, weight in zip((lo, 1.0), (low, high),
+                                          self._scale_loss_weights(cfg)):
+                if weight > 0:
+                    terms = self.decode_head.loss_by_feat(
+                        out.logits, data_samples)
+                    terms = {
+                        k: v * weight if k.startswith('loss') else v
+                        for k, v in terms.items()
+                    }
+                    losses.update(add_prefix(terms, f'scale_{scale}'))
+            if self.with_auxiliary_head:
+                losses.update(
+                    self._auxiliary_head_forward_train(feats_hi,
+                                                       data_samples))
+        return losses
+
+    # ------------------------------------------------------------------
+    # checkpoints
+    # ------------------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        if prefix == '':
+            self._check_checkpoint_fits(state_dict)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _check_checkpoint_fits(self, state_dict: dict) -> None:
+        """Refuse a checkpoint whose shapes do not fit, naming them."""
+        own = self.state_dict()
+        common = [k for k in state_dict if k in own]
+        if state_dict and not common:
+            raise ValueError(
+                'the checkpoint does not fit this model: none of its '
+                f'{len(state_dict)} parameter names matches (checkpoint has '
+                f'e.g. {next(iter(state_dict))!r}, the model e.g. '
+                f'{next(iter(own))!r})')
+        bad = [(k, tuple(state_dict[k].shape), tuple(own[k].shape))
+               for k in common
+               if hasattr(state_dict[k], 'shape')
+               and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+        if bad:
+            lines = [f'  {k}: checkpoint {c}, model {m}' for k, c, m in bad]
+            hint = ''
+            seg = dict((k, c) for k, c, _ in bad).get(
+                'decode_head.conv_seg.weight')
+            if seg is not None:
+                hint = (f' The checkpoint predicts {seg[0]} classes, the '
+                        f'model {self.out_channels} (decode_head.num_classes'
+                        ').')
+            raise ValueError(
+                f'the checkpoint does not fit this model: {len(bad)} '
+                'parameter(s) differ in shape.' + hint + '\n' +
+                '\n'.join(lines[:10]) +
+                ('\n  ...' if len(lines) > 10 else ''))
+        missing_attention = [
+            k for k in own
+            if self._is_attention_param(k) and k not in state_dict
+        ]
+        if missing_attention and common:
+            print_log(
+                f'HMSA: the checkpoint has no attention branch '
+                f'({len(missing_attention)} tensors under '
+                'decode_head.attention): it starts from its initialisation; '
+                'everything else comes from the checkpoint.',
+                logger='current')

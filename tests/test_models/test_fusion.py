@@ -1,0 +1,174 @@
+"""The fusion rules against independent statements of DESIGN.md's formulas.
+
+Two independent references are used:
+
+- closed form: with spatially constant maps resizing is the identity, so the
+  hierarchical chain collapses to a weighted sum whose weights follow from
+  the recursion by hand: the lowest scale gets ``a_low``, the next
+  ``(1 - a_low) * a_next``, ..., the highest the product of all ``1 - a``;
+- a step-by-step reference written from the text of the rules, used on
+  random, spatially varying maps of different sizes.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from projects.hmsa.models import (
+    ScaleOutput,
+    fuse,
+    fuse_two_scales,
+    hierarchical_fuse,
+    max_fuse,
+    mean_fuse,
+)
+
+C = 3
+
+
+def constant(value, n=1, channels=C, size=(4, 6)):
+    v = torch.as_tensor(value, dtype=torch.float32).reshape(n, channels, 1, 1)
+    return v.expand(n, channels, *size).clone()
+
+
+def random_output(size, g, with_attention=True):
+    logits = torch.randn(2, C, *size, generator=g)
+    attn = torch.rand(2, 1, *size, generator=g) if with_attention else None
+    return ScaleOutput(logits=logits, attention=attn)
+
+
+def test_two_scale_extremes_and_closed_form():
+    p_lo = constant([1., 2., 3.], size=(3, 4))
+    p_hi = constant([10., 20., 30.], size=(6, 8))
+    ones = torch.ones(1, 1, 3, 4)
+    fused = fuse_two_scales(ScaleOutput(p_lo, ones), ScaleOutput(p_hi))
+    assert fused.shape == p_hi.shape
+    torch.testing.assert_close(fused, constant([1., 2., 3.], size=(6, 8)))
+    fused = fuse_two_scales(ScaleOutput(p_lo, 0 * ones), ScaleOutput(p_hi))
+    torch.testing.assert_close(fused, p_hi)
+    fused = fuse_two_scales(ScaleOutput(p_lo, 0.25 * ones),
+                            ScaleOutput(p_hi))
+    expected = 0.25 * torch.tensor([1., 2., 3.]) + 0.75 * torch.tensor(
+        [10., 20., 30.])
+    torch.testing.assert_close(fused[0, :, 2, 5], expected)
+
+
+def test_two_scale_matches_reference_on_random_maps(rng):
+    low = random_output((5, 7), rng)
+    high = random_output((10, 14), rng, with_attention=False)
+    up = lambda t: F.interpolate(  # noqa: E731
+        t, size=(10, 14), mode='bilinear', align_corners=False)
+    expected = up(low.attention * low.logits) + \
+        (1 - up(low.attention)) * high.logits
+    torch.testing.assert_close(fuse_two_scales(low, high), expected)
+
+
+def test_two_scale_needs_attention():
+    with pytest.raises(ValueError, match='attention'):
+        fuse_two_scales(ScaleOutput(torch.zeros(1, C, 2, 2)),
+                        ScaleOutput(torch.zeros(1, C, 4, 4)))
+
+
+@pytest.mark.parametrize('scales', [
+    (1.0, ), (0.5, 1.0), (1.0, 2.0), (0.5, 1.0, 2.0),
+    (0.25, 0.5, 1.0, 1.5, 2.0)
+])
+def test_hierarchical_closed_form(scales):
+    g = torch.Generator().manual_seed(len(scales))
+    logits = {s: torch.randn(C, generator=g) for s in scales}
+    attn = {s: torch.rand(1, generator=g).item() for s in scales}
+    outputs = {
+        s: ScaleOutput(
+            logits=constant(logits[s], size=(int(8 * s), int(8 * s))),
+            attention=torch.full((1, 1, int(8 * s), int(8 * s)), attn[s]))
+        for s in scales
+    }
+    # Closed form: visiting from the highest scale down, each lower scale
+    # takes share a_s of what is left; the highest keeps the rest.
+    order = sorted(scales)  # lowest first
+    expected = torch.zeros(C)
+    remaining = 1.0
+    for s in order[:-1]:
+        expected += remaining * attn[s] * logits[s]
+        remaining *= 1 - attn[s]
+    expected += remaining * logits[order[-1]]
+    fused = hierarchical_fuse(outputs)
+    assert fused.shape[-2:] == (8, 8)  # the 1.0 scale's grid
+    torch.testing.assert_close(
+        fused[0, :, 3, 3], expected, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(fused, fused[:, :, :1, :1].expand_as(fused))
+
+
+def _reference_nscale(outputs):
+    """The rule as DESIGN.md words it, written out step by step."""
+    up_size = outputs[1.0].logits.shape[-2:]
+    scales = sorted(outputs.keys(), reverse=True)
+    pred = outputs[scales[0]].logits
+    for s in scales[1:]:
+        p, a = outputs[s].logits, outputs[s].attention
+        if s >= 1.0:
+            down = F.interpolate(
+                pred, size=p.shape[-2:], mode='bilinear',
+                align_corners=False)
+            pred = a * p + (1 - a) * down
+        else:
+            ap = F.interpolate(
+                a * p, size=up_size, mode='bilinear', align_corners=False)
+            a_up = F.interpolate(
+                a, size=up_size, mode='bilinear', align_corners=False)
+            pred = ap + (1 - a_up) * pred
+    return pred
+
+
+def test_hierarchical_matches_reference_on_random_maps(rng):
+    sizes = {0.25: (3, 4), 0.5: (5, 8), 1.0: (10, 16), 2.0: (20, 32)}
+    outputs = {s: random_output(sz, rng) for s, sz in sizes.items()}
+    torch.testing.assert_close(
+        hierarchical_fuse(outputs), _reference_nscale(outputs))
+    # The highest scale's attention is never used.
+    changed = dict(outputs)
+    changed[2.0] = ScaleOutput(outputs[2.0].logits,
+                               torch.rand(2, 1, 20, 32, generator=rng))
+    torch.testing.assert_close(
+        hierarchical_fuse(changed), hierarchical_fuse(outputs))
+
+
+def test_two_scale_training_rule_equals_inference_chain(rng):
+    low = random_output((5, 8), rng)
+    high = random_output((10, 16), rng)
+    torch.testing.assert_close(
+        fuse_two_scales(low, high), hierarchical_fuse({0.5: low, 1.0: high}))
+
+
+def test_mean_and_max(rng):
+    outputs = {
+        0.5: random_output((5, 8), rng),
+        1.0: random_output((10, 16), rng),
+        2.0: random_output((20, 32), rng)
+    }
+    resized = [
+        F.interpolate(
+            outputs[s].logits, size=(10, 16), mode='bilinear',
+            align_corners=False) for s in (0.5, 1.0, 2.0)
+    ]
+    torch.testing.assert_close(mean_fuse(outputs),
+                               (resized[0] + resized[1] + resized[2]) / 3)
+    torch.testing.assert_close(
+        max_fuse(outputs),
+        torch.maximum(torch.maximum(resized[0], resized[1]), resized[2]))
+    torch.testing.assert_close(fuse(outputs, 'mean'), mean_fuse(outputs))
+
+
+def test_fusion_errors(rng):
+    outputs = {0.5: random_output((5, 8), rng)}
+    with pytest.raises(ValueError, match='1.0'):
+        hierarchical_fuse(outputs)
+    with pytest.raises(ValueError, match='1.0'):
+        mean_fuse(outputs)
+    with pytest.raises(ValueError, match='unknown fusion rule'):
+        fuse({1.0: random_output((5, 8), rng)}, 'median')
+    no_attn = {
+        0.5: random_output((5, 8), rng, with_attention=False),
+        1.0: random_output((10, 16), rng)
+    }
+    with pytest.raises(ValueError, match='attention branch'):
+        hierarchical_fuse(no_attn)

@@ -1,0 +1,108 @@
+"""HMSA decode heads: shapes, attention range, MMSeg compatibility."""
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from tests.model_utils import NUM_CLASSES, make_samples, tiny_sep_aspp_head
+
+
+def features(n=2, size=32):
+    # What the tiny MobileNetV2-D8 gives for a size x size image.
+    g = torch.Generator().manual_seed(0)
+    return [
+        torch.randn(n, 8, size // 4, size // 4, generator=g),
+        torch.randn(n, 8, size // 8, size // 8, generator=g),
+        torch.randn(n, 24, size // 8, size // 8, generator=g),
+        torch.randn(n, 80, size // 8, size // 8, generator=g),
+    ]
+
+
+def build_head(**kwargs):
+    head = MODELS.build(tiny_sep_aspp_head(**kwargs))
+    head.init_weights()
+    return head
+
+
+@pytest.mark.parametrize('attention_type', ['separable', 'paper'])
+def test_sep_aspp_head_shapes(attention_type):
+    head = build_head(
+        attention_cfg=dict(type=attention_type, channels=8)).eval()
+    out = head.forward_scale(features())
+    assert out.logits.shape == (2, NUM_CLASSES, 8, 8)
+    assert out.attention.shape == (2, 1, 8, 8)
+    assert (out.attention > 0).all() and (out.attention < 1).all()
+    # ``forward`` stays the stock logits-only interface.
+    torch.testing.assert_close(head(features()), out.logits)
+    # The last layer starts near zero: attention starts close to 0.5.
+    assert (out.attention - 0.5).abs().max() < 0.1
+
+
+def test_attention_branch_is_the_only_new_parameter_set():
+    stock = MODELS.build(tiny_sep_aspp_head(hmsa=False))
+    hmsa = build_head()
+    stock_keys = set(stock.state_dict())
+    hmsa_keys = set(hmsa.state_dict())
+    assert stock_keys <= hmsa_keys
+    new = hmsa_keys - stock_keys
+    assert new and all(k.startswith('attention.') for k in new)
+
+
+def test_logits_equal_stock_head_with_same_weights():
+    stock = MODELS.build(tiny_sep_aspp_head(hmsa=False))
+    stock.init_weights()
+    hmsa = build_head()
+    missing, unexpected = hmsa.load_state_dict(
+        stock.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith('attention.') for k in missing)
+    stock.eval(), hmsa.eval()
+    feats = features()
+    torch.testing.assert_close(hmsa(feats), stock(feats), rtol=0, atol=0)
+
+
+def test_paper_branch_is_heavier_than_separable():
+    count = lambda h: sum(  # noqa: E731
+        p.numel() for p in h.attention.parameters())
+    paper = build_head(attention_cfg=dict(type='paper'))
+    separable = build_head(attention_cfg=dict(type='separable'))
+    assert paper.attention.channels == 256
+    assert separable.attention.channels == 64
+    assert count(paper) > 5 * count(separable)
+
+
+def test_bad_attention_type():
+    with pytest.raises(ValueError, match='attention branch type'):
+        build_head(attention_cfg=dict(type='transformer'))
+
+
+def test_head_loss_keys():
+    head = build_head().train()
+    losses = head.loss(features(), make_samples(2, 32, 32), dict())
+    assert set(losses) == {'loss_ce', 'acc_seg'}
+    assert losses['loss_ce'] > 0
+
+
+def test_aspp_head_variant():
+    head = MODELS.build(
+        dict(
+            type='HMSAASPPHead',
+            in_channels=80,
+            in_index=3,
+            channels=16,
+            dilations=(1, 2),
+            num_classes=NUM_CLASSES,
+            attention_cfg=dict(channels=8)))
+    head.init_weights()
+    head.eval()
+    out = head.forward_scale(features())
+    assert out.logits.shape == (2, NUM_CLASSES, 4, 4)
+    assert out.attention.shape == (2, 1, 4, 4)
+    stock = MODELS.build(
+        dict(
+            type='ASPPHead',
+            in_channels=80,
+            in_index=3,
+            channels=16,
+            dilations=(1, 2),
+            num_classes=NUM_CLASSES)).eval()
+    head.load_state_dict(stock.state_dict(), strict=False)
+    torch.testing.assert_close(head(features()), stock(features()))

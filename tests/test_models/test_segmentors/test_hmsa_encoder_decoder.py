@@ -1,0 +1,289 @@
+"""HMSAEncoderDecoder: training losses, inference, attention-only, errors."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from projects.hmsa.models import ScaleOutput, hierarchical_fuse
+from tests.model_utils import (
+    NUM_CLASSES,
+    build,
+    make_samples,
+    tiny_segmentor,
+    tiny_sep_aspp_head,
+)
+
+
+def images(n=2, h=64, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, h, w, generator=g)
+
+
+# --------------------------------------------------------------- training
+@pytest.mark.parametrize('weight,aux', [(0.05, True), (0, False),
+                                        ([0.1, 0.2], False)])
+def test_loss_terms(weight, aux):
+    model = build(
+        tiny_segmentor(
+            auxiliary=aux,
+            train_cfg=dict(lo_scale=0.5, scale_loss_weight=weight))).train()
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    expected = {'decode.loss_ce', 'decode.acc_seg'}
+    if weight != 0:
+        expected |= {
+            'scale_0.5.loss_ce', 'scale_0.5.acc_seg', 'scale_1.0.loss_ce',
+            'scale_1.0.acc_seg'
+        }
+    if aux:
+        expected |= {'aux.loss_ce', 'aux.acc_seg'}
+    assert set(losses) == expected
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    attn_grad = model.decode_head.attention.conv_attn.weight.grad
+    assert attn_grad is not None and attn_grad.abs().sum() > 0
+
+
+def test_scale_loss_is_weighted_copy_of_plain_loss():
+    torch.manual_seed(0)
+    model = build(tiny_segmentor(train_cfg=dict(scale_loss_weight=0.25)))
+    model.eval()  # no dropout: deterministic logits
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    logits = model.decode_head(model.extract_feat(x))
+    plain = model.decode_head.loss_by_feat(logits, samples)['loss_ce']
+    torch.testing.assert_close(losses['scale_1.0.loss_ce'], 0.25 * plain)
+
+
+def test_training_fusion_matches_formula():
+    model = build(tiny_segmentor()).eval()
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    lo = model._forward_scale(
+        F.interpolate(x, size=(32, 32), mode='bilinear',
+                      align_corners=False))
+    hi = model._forward_scale(x)
+    up = lambda t: F.interpolate(  # noqa: E731
+        t, size=hi.logits.shape[-2:], mode='bilinear', align_corners=False)
+    fused = up(lo.attention * lo.logits) + (1 - up(lo.attention)) * hi.logits
+    expected = model.decode_head.loss_by_feat(fused, samples)['loss_ce']
+    torch.testing.assert_close(losses['decode.loss_ce'], expected)
+
+
+def test_attention_only_trains_exactly_the_attention_branch():
+    model = build(
+        tiny_segmentor(
+            auxiliary=True, train_cfg=dict(attention_only=True)))
+    model.train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(
+        n.startswith('decode_head.attention.') for n in trainable)
+    assert not model.backbone.training and not model.decode_head.training
+    assert not model.auxiliary_head.training
+    assert model.decode_head.attention.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optim = torch.optim.SGD(model.parameters(), lr=0.5)
+    for seed in range(2):
+        losses = model.loss(images(seed=seed), make_samples(2, 64, 64, seed))
+        assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+        optim.zero_grad()
+        losses['decode.loss_ce'].backward()
+        optim.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # every changed tensor is in the attention branch, and it did learn
+    assert changed and all(
+        k.startswith('decode_head.attention.') for k in changed)
+    # BatchNorm statistics outside the branch are untouched
+    stats = [k for k in before if 'running_' in k or 'num_batches' in k]
+    frozen = [k for k in stats if not k.startswith('decode_head.attention')]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    # and the frozen parts received no gradient at all
+    assert all(p.grad is None for n, p in model.named_parameters()
+               if not n.startswith('decode_head.attention.'))
+
+
+def test_train_cfg_errors():
+    with pytest.raises(ValueError, match='lo_scale'):
+        build(tiny_segmentor(train_cfg=dict(lo_scale=1.5)))
+    with pytest.raises(ValueError, match='lo_scale'):
+        build(tiny_segmentor(train_cfg=dict(lo_scale=0)))
+    with pytest.raises(ValueError, match='scale_loss_weight'):
+        build(tiny_segmentor(train_cfg=dict(scale_loss_weight=-1)))
+
+
+def test_training_without_attention_branch_is_refused():
+    model = build(tiny_segmentor(head=tiny_sep_aspp_head(hmsa=False)))
+    with pytest.raises(ValueError, match='attention branch'):
+        model.loss(images(), make_samples(2, 64, 64))
+
+
+# -------------------------------------------------------------- inference
+def _run_scales(model, x, scales):
+    outs = {}
+    for s in scales:
+        size = (round(x.shape[2] * s), round(x.shape[3] * s))
+        xs = x if s == 1 else F.interpolate(
+            x, size=size, mode='bilinear', align_corners=False)
+        outs[s] = model._forward_scale(xs)
+    return outs
+
+
+@pytest.mark.parametrize('fusion', ['attention', 'mean', 'max'])
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_predict_each_fusion_and_mode(fusion, mode):
+    test_cfg = dict(mode=mode, scales=[0.5, 1.0, 2.0], fusion=fusion)
+    if mode == 'slide':
+        test_cfg.update(crop_size=(64, 64), stride=(48, 48))
+    model = build(tiny_segmentor(test_cfg=test_cfg)).eval()
+    x = images(h=64, w=96)
+    samples = make_samples(2, 64, 96, pad=(0, 16, 0, 8), ori=(28, 40))
+    with torch.no_grad():
+        results = model.predict(x, samples)
+    for r in results:
+        assert r.seg_logits.data.shape == (NUM_CLASSES, 28, 40)
+        assert r.pred_sem_seg.data.shape == (1, 28, 40)
+        torch.testing.assert_close(
+            r.pred_sem_seg.data, r.seg_logits.data.argmax(0, keepdim=True))
+    # different rules give different logits on the same weights
+    with torch.no_grad():
+        logits = model.inference(x, [s.metainfo for s in samples])
+    assert logits.shape == (2, NUM_CLASSES, 64, 96)
+
+
+def test_whole_attention_inference_matches_reference_chain():
+    model = build(
+        tiny_segmentor(test_cfg=dict(scales=[0.5, 1.0, 2.0]))).eval()
+    x = images(h=64, w=64)
+    with torch.no_grad():
+        got = model.inference(x, [dict(pad_shape=(64, 64))] * 2)
+        outs = _run_scales(model, x, (0.5, 1.0, 2.0))
+    ref = hierarchical_fuse(outs)
+    ref = F.interpolate(ref, size=(64, 64), mode='bilinear',
+                        align_corners=False)
+    torch.testing.assert_close(got, ref)
+    for rule, op in (('mean', lambda t: t.mean(0)),
+                     ('max', lambda t: t.amax(0))):
+        model.test_cfg.fusion = rule
+        with torch.no_grad():
+            got = model.inference(x, [dict(pad_shape=(64, 64))] * 2)
+        stack = torch.stack([
+            F.interpolate(o.logits, size=outs[1.0].logits.shape[-2:],
+                          mode='bilinear', align_corners=False)
+            for o in outs.values()
+        ])
+        ref = F.interpolate(op(stack), size=(64, 64), mode='bilinear',
+                            align_corners=False)
+        torch.testing.assert_close(got, ref)
+
+
+def test_unseen_scales_and_flip():
+    model = build(
+        tiny_segmentor(
+            test_cfg=dict(scales=[0.75, 1.0, 1.25, 1.5], flip=True))).eval()
+    x = images(n=1, h=64, w=64)
+    with torch.no_grad():
+        got = model.inference(x, [dict(pad_shape=(64, 64))])
+        model.test_cfg.flip = False
+        plain = _run_scales(model, x, (0.75, 1.0, 1.25, 1.5))
+        flipped = _run_scales(model, x.flip(-1), (0.75, 1.0, 1.25, 1.5))
+    averaged = {
+        s: ScaleOutput((plain[s].logits + flipped[s].logits.flip(-1)) / 2,
+                       (plain[s].attention + flipped[s].attention.flip(-1)) /
+                       2)
+        for s in plain
+    }
+    ref = F.interpolate(hierarchical_fuse(averaged), size=(64, 64),
+                        mode='bilinear', align_corners=False)
+    torch.testing.assert_close(got, ref)
+
+
+def test_return_scales_outputs():
+    model = build(
+        tiny_segmentor(test_cfg=dict(scales=[0.5, 1.0],
+                                     return_scales=True))).eval()
+    samples = make_samples(1, 64, 64, pad=(0, 8, 0, 0), ori=(30, 28),
+                           flip=True)
+    with torch.no_grad():
+        result = model.predict(images(n=1), samples)[0]
+    assert set(result.scale_outputs) == {0.5, 1.0}
+    assert result.metainfo['hmsa_scales'] == [0.5, 1.0]
+    assert result.metainfo['hmsa_fusion'] == 'attention'
+    for out in result.scale_outputs.values():
+        assert out.seg_logits.shape == (NUM_CLASSES, 30, 28)
+        assert out.pred_sem_seg.shape == (1, 30, 28)
+        assert out.attention.shape == (1, 30, 28)
+        assert 0 < out.attention.min() and out.attention.max() < 1
+    # with a single-scale list the per-scale output is the fused one
+    model.test_cfg.scales = [1.0]
+    with torch.no_grad():
+        result = model.predict(images(n=1), make_samples(1, 64, 64))[0]
+    torch.testing.assert_close(result.scale_outputs[1.0].seg_logits,
+                               result.seg_logits.data)
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_single_scale_equals_stock_model(mode):
+    test_cfg = dict(mode=mode)
+    if mode == 'slide':
+        test_cfg.update(crop_size=(48, 48), stride=(32, 32))
+    stock = build(tiny_segmentor(hmsa=False, test_cfg=dict(test_cfg)))
+    hmsa = build(tiny_segmentor(test_cfg=dict(test_cfg, scales=[1.0])))
+    hmsa.load_state_dict(stock.state_dict(), strict=False)
+    stock.eval(), hmsa.eval()
+    x = images(h=64, w=80)
+    with torch.no_grad():
+        a = stock.predict(x, make_samples(2, 64, 80, ori=(60, 70)))
+        b = hmsa.predict(x, make_samples(2, 64, 80, ori=(60, 70)))
+    for ra, rb in zip(a, b):
+        torch.testing.assert_close(rb.seg_logits.data, ra.seg_logits.data)
+        assert torch.equal(rb.pred_sem_seg.data, ra.pred_sem_seg.data)
+
+
+def test_stock_head_supports_mean_and_max_only():
+    model = build(
+        tiny_segmentor(
+            head=tiny_sep_aspp_head(hmsa=False),
+            test_cfg=dict(scales=[0.5, 1.0], fusion='mean'))).eval()
+    with torch.no_grad():
+        out = model.predict(images())
+    assert out[0].seg_logits.data.shape == (NUM_CLASSES, 64, 64)
+    model.test_cfg.fusion = 'attention'
+    with pytest.raises(ValueError, match='attention branch'):
+        model.predict(images())
+
+
+# ------------------------------------------------------------- bad input
+@pytest.mark.parametrize('scales,match', [
+    ([0.5, 2.0], 'must contain 1.0'),
+    ([0.5, 1.0, -1.0], 'positive number'),
+    ([0, 1.0], 'positive number'),
+    ([], 'non-empty'),
+    (1.0, 'non-empty list'),
+    ([1.0, 1.0], 'repeats'),
+    (['a', 1.0], 'positive number'),
+])
+def test_bad_scales(scales, match):
+    with pytest.raises(ValueError, match=match):
+        build(tiny_segmentor(test_cfg=dict(scales=scales)))
+    model = build(tiny_segmentor()).eval()
+    model.test_cfg.scales = scales
+    with pytest.raises(ValueError, match=match):
+        model.predict(images())
+
+
+def test_bad_fusion_and_mode():
+    with pytest.raises(ValueError, match='fusion must be one of'):
+        build(tiny_segmentor(test_cfg=dict(fusion='median')))
+    with pytest.raises(ValueError, match='crop_size'):
+        build(tiny_segmentor(test_cfg=dict(mode='slide')))
+    with pytest.raises(ValueError, match='"whole" or "slide"'):
+        build(tiny_segmentor(test_cfg=dict(mode='tiles')))
+
+
+def test_image_too_small_for_a_scale():
+    model = build(tiny_segmentor(test_cfg=dict(scales=[0.25, 1.0]))).eval()
+    with pytest.raises(ValueError, match=r'48x48 pixels becomes 12x12 at '
+                       r'scale 0.25.*32 pixels'):
+        model.predict(images(h=48, w=48))
+    model.train()
+    with pytest.raises(ValueError, match='at scale 0.5'):
+        model.loss(images(h=40, w=40), make_samples(2, 40, 40))
