@@ -32,7 +32,7 @@ def tiny_sep_aspp_head(hmsa: bool = True, **kwargs) -> dict:
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
     if hmsa:
-        head['attention_cfg'] = dict(type='separable', channels=8)
+        head['attention_cfg'] = dict(type='bottleneck', channels=8)
     head.update(kwargs)
     return head
 

@@ -7,31 +7,37 @@ from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-ATTENTION_TYPES = ('separable', 'paper')
+ATTENTION_TYPES = ('bottleneck', 'separable', 'paper')
 
 
 class AttentionBranch(BaseModule):
     """Predicts a scale's relative attention ``a_s`` in (0, 1).
 
-    Two 3x3 conv-BN-ReLU blocks, a 1x1 convolution to one channel and a
-    sigmoid. ``type`` picks the 3x3 blocks:
+    Conv-BN-ReLU blocks, a 1x1 convolution to one channel and a sigmoid.
+    ``type`` picks the blocks:
 
-    - ``'separable'`` (default): depthwise-separable 3x3 convolutions, like
-      the rest of the DeepLabV3+ head. With 64 channels it costs a few
-      percent of a MobileNetV2 DeepLabV3+ forward pass.
-    - ``'paper'``: full 3x3 convolutions as in the paper (256 channels);
-      about 29% extra inference time on MobileNetV2 DeepLabV3+ on a CPU.
+    - ``'bottleneck'`` (default): a 1x1 conv that reduces the decoder's
+      features to ``channels`` (64), then ``num_convs`` (1) 3x3 convs on
+      those. The cheapest of the three: on a CPU it adds about 4% to a
+      MobileNetV2 DeepLabV3+ forward pass (``tools/attention_cost.py``).
+    - ``'separable'``: ``num_convs`` (2) depthwise-separable 3x3 convs, like
+      the rest of the DeepLabV3+ head, at ``channels`` (64). Few
+      parameters, but the depthwise 3x3 over all the decoder's channels is
+      memory-bound and costs about 2.5x the bottleneck on a CPU.
+    - ``'paper'``: ``num_convs`` (2) full 3x3 convs at ``channels`` (256),
+      as in the paper; about 8x the bottleneck's time.
 
     The last convolution starts near zero, so every attention map starts at
     about 0.5 and the attention fusion starts close to plain averaging.
 
     Args:
         in_channels (int): Channels of the features the branch reads.
-        channels (int, optional): Bottleneck channels. Defaults to 64 for
-            ``'separable'`` and 256 for ``'paper'``.
-        type (str): ``'separable'`` or ``'paper'``. Defaults to
-            ``'separable'``.
-        num_convs (int): Number of 3x3 blocks. Defaults to 2.
+        channels (int, optional): Channels of the blocks. Defaults to 64
+            for ``'bottleneck'`` and ``'separable'``, 256 for ``'paper'``.
+        type (str): ``'bottleneck'``, ``'separable'`` or ``'paper'``.
+            Defaults to ``'bottleneck'``.
+        num_convs (int, optional): Number of 3x3 blocks. Defaults to 1 for
+            ``'bottleneck'`` and 2 otherwise.
         conv_cfg (dict, optional): Config of the conv layers.
         norm_cfg (dict, optional): Config of the norm layers. Defaults to BN.
         act_cfg (dict): Config of the activation. Defaults to ReLU.
@@ -41,8 +47,8 @@ class AttentionBranch(BaseModule):
     def __init__(self,
                  in_channels: int,
                  channels: Optional[int] = None,
-                 type: str = 'separable',
-                 num_convs: int = 2,
+                 type: str = 'bottleneck',
+                 num_convs: Optional[int] = None,
                  conv_cfg: OptConfigType = None,
                  norm_cfg: OptConfigType = dict(type='BN'),
                  act_cfg: ConfigType = dict(type='ReLU'),
@@ -53,24 +59,26 @@ class AttentionBranch(BaseModule):
         if type not in ATTENTION_TYPES:
             raise ValueError(f'unknown attention branch type {type!r}; '
                              f'expected one of {", ".join(ATTENTION_TYPES)}')
+        if num_convs is None:
+            num_convs = 1 if type == 'bottleneck' else 2
         if num_convs < 1:
             raise ValueError(f'num_convs must be >= 1, got {num_convs}')
         if channels is None:
-            channels = 64 if type == 'separable' else 256
+            channels = 256 if type == 'paper' else 64
         self.type = type
         self.channels = channels
+        common = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
         blocks = []
-        for i in range(num_convs):
-            cin = in_channels if i == 0 else channels
+        cin = in_channels
+        if type == 'bottleneck':
+            blocks.append(
+                ConvModule(cin, channels, 1, conv_cfg=conv_cfg, **common))
+            cin = channels
+        for _ in range(num_convs):
             if type == 'separable':
                 blocks.append(
                     DepthwiseSeparableConvModule(
-                        cin,
-                        channels,
-                        3,
-                        padding=1,
-                        norm_cfg=norm_cfg,
-                        act_cfg=act_cfg))
+                        cin, channels, 3, padding=1, **common))
             else:
                 blocks.append(
                     ConvModule(
@@ -79,8 +87,8 @@ class AttentionBranch(BaseModule):
                         3,
                         padding=1,
                         conv_cfg=conv_cfg,
-                        norm_cfg=norm_cfg,
-                        act_cfg=act_cfg))
+                        **common))
+            cin = channels
         self.convs = nn.Sequential(*blocks)
         self.conv_attn = nn.Conv2d(channels, 1, kernel_size=1)
 

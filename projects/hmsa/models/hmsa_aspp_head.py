@@ -19,13 +19,13 @@ class HMSAASPPHead(AttentionHeadMixin, ASPPHead):
     Args:
         attention_cfg (dict, optional): Arguments of
             :class:`AttentionBranch`. Defaults to
-            ``dict(type='separable', channels=64)``.
+            ``dict(type='bottleneck', channels=64)``.
         **kwargs: Arguments of ``ASPPHead``.
     """
 
     def __init__(self,
                  attention_cfg: OptConfigType = dict(
-                     type='separable', channels=64),
+                     type='bottleneck', channels=64),
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self._init_attention(self.channels, attention_cfg)

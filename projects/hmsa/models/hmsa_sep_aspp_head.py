@@ -24,10 +24,10 @@ class HMSASepASPPHead(AttentionHeadMixin, DepthwiseSeparableASPPHead):
         c1_in_channels (int): Input channels of the c1 decoder (0: none).
         c1_channels (int): Intermediate channels of the c1 decoder.
         attention_cfg (dict, optional): Arguments of
-            :class:`AttentionBranch` (``type``: ``'separable'`` or
-            ``'paper'``, ``channels``, ``num_convs``). Norm, activation and
-            conv configs default to the head's. Defaults to
-            ``dict(type='separable', channels=64)``.
+            :class:`AttentionBranch` (``type``: ``'bottleneck'``,
+            ``'separable'`` or ``'paper'``; ``channels``; ``num_convs``).
+            Norm, activation and conv configs default to the head's.
+            Defaults to ``dict(type='bottleneck', channels=64)``.
         **kwargs: Arguments of ``DepthwiseSeparableASPPHead``.
     """
 
@@ -35,7 +35,7 @@ class HMSASepASPPHead(AttentionHeadMixin, DepthwiseSeparableASPPHead):
                  c1_in_channels: int,
                  c1_channels: int,
                  attention_cfg: OptConfigType = dict(
-                     type='separable', channels=64),
+                     type='bottleneck', channels=64),
                  **kwargs) -> None:
         super().__init__(
             c1_in_channels=c1_in_channels, c1_channels=c1_channels, **kwargs)

@@ -23,7 +23,8 @@ def build_head(**kwargs):
     return head
 
 
-@pytest.mark.parametrize('attention_type', ['separable', 'paper'])
+@pytest.mark.parametrize('attention_type',
+                         ['bottleneck', 'separable', 'paper'])
 def test_sep_aspp_head_shapes(attention_type):
     head = build_head(
         attention_cfg=dict(type=attention_type, channels=8)).eval()
@@ -59,14 +60,28 @@ def test_logits_equal_stock_head_with_same_weights():
     torch.testing.assert_close(hmsa(feats), stock(feats), rtol=0, atol=0)
 
 
-def test_paper_branch_is_heavier_than_separable():
+def test_branch_types_and_defaults():
     count = lambda h: sum(  # noqa: E731
         p.numel() for p in h.attention.parameters())
+    default = MODELS.build(
+        {k: v
+         for k, v in tiny_sep_aspp_head().items() if k != 'attention_cfg'})
+    assert default.attention.type == 'bottleneck'
+    assert default.attention.channels == 64
     paper = build_head(attention_cfg=dict(type='paper'))
-    separable = build_head(attention_cfg=dict(type='separable'))
     assert paper.attention.channels == 256
-    assert separable.attention.channels == 64
-    assert count(paper) > 5 * count(separable)
+    # paper: two full 3x3 convs; bottleneck: 1x1 reduction + one 3x3 conv
+    kernels = [
+        m.kernel_size for m in paper.attention.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert kernels == [(3, 3), (3, 3), (1, 1)]
+    kernels = [
+        m.kernel_size for m in default.attention.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert kernels == [(1, 1), (3, 3), (1, 1)]
+    assert count(paper) > 10 * count(default)
 
 
 def test_bad_attention_type():
