@@ -312,18 +312,23 @@ class HMSAEncoderDecoder(EncoderDecoder):
             if a.attention is None else (a.attention + b.attention) / 2)
 
     def multiscale_inference(
-            self, inputs: Tensor, batch_img_metas: List[dict]
-    ) -> Tuple[Tensor, Dict[float, ScaleOutput]]:
+        self,
+        inputs: Tensor,
+        batch_img_metas: List[dict],
+        keep_scales: bool = False
+    ) -> Tuple[Tensor, Optional[Dict[float, ScaleOutput]]]:
         """Run every test scale and fuse them.
 
         Args:
             inputs (Tensor): Images of shape (N, 3, H, W).
             batch_img_metas (list[dict]): Image meta information.
+            keep_scales (bool): Also return the per-scale outputs.
 
         Returns:
             tuple: The fused logits at the output size MMSeg's own
-            ``inference`` gives (the padded input size), and the per-scale
-            outputs resized to that size.
+            ``inference`` gives (the padded input size), and, with
+            ``keep_scales``, the per-scale outputs resized to that size
+            (else None).
         """
         scales, fusion = self._test_settings()
         if inputs.dim() != 4:
@@ -340,6 +345,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         fused = fuse(outputs, fusion, self.align_corners)
         size = self._output_size(inputs, batch_img_metas)
         fused = resize_to(fused, size, self.align_corners)
+        if not keep_scales:
+            return fused, None
         resized = {
             s: ScaleOutput(
                 logits=resize_to(o.logits, size, self.align_corners),
@@ -384,9 +391,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
                     pad_shape=inputs.shape[2:],
                     padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
-        fused, per_scale = self.multiscale_inference(inputs, batch_img_metas)
+        keep = bool(self.test_cfg.get('return_scales', False))
+        fused, per_scale = self.multiscale_inference(inputs, batch_img_metas,
+                                                     keep)
         results = self.postprocess_result(fused, data_samples)
-        if self.test_cfg.get('return_scales', False):
+        if keep:
             self._attach_scale_outputs(results, per_scale,
                                        data_samples is not None)
         return results
