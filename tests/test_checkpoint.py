@@ -63,7 +63,7 @@ def _runner(work_dir, max_iters, resume=False):
                             by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
         resume=resume,
-        default_scope='mmengine')
+        default_scope='mmseg')
 
 
 def test_resume_from_checkpoint_mmengine_wrote(tmp_path):

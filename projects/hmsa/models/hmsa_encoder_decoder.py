@@ -254,21 +254,27 @@ class HMSAEncoderDecoder(EncoderDecoder):
         return F.interpolate(
             inputs, size=size, mode='bilinear', align_corners=False)
 
-    def _forward_scale(self, inputs: Tensor) -> ScaleOutput:
-        """Logits and (if the head has a branch) attention for one input."""
+    def _forward_scale(self,
+                       inputs: Tensor,
+                       with_attention: bool = True) -> ScaleOutput:
+        """Logits and (if asked and the head has a branch) attention."""
         feats = self.extract_feat(inputs)
         if self.with_attention:
-            return self.decode_head.forward_scale(feats)
+            return self.decode_head.forward_scale(
+                feats, with_attention=with_attention)
         return ScaleOutput(logits=self.decode_head.forward(feats))
 
-    def _slide_scale(self, inputs: Tensor) -> ScaleOutput:
+    def _slide_scale(self,
+                     inputs: Tensor,
+                     with_attention: bool = True) -> ScaleOutput:
         """Sliding-window :meth:`_forward_scale` on the input's pixel grid."""
         h_stride, w_stride = self.test_cfg.stride
         h_crop, w_crop = self.test_cfg.crop_size
         n, _, h_img, w_img = inputs.shape
         h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        channels = self.out_channels + int(self.with_attention)
+        with_attention = with_attention and self.with_attention
+        channels = self.out_channels + int(with_attention)
         total = inputs.new_zeros((n, channels, h_img, w_img))
         count = inputs.new_zeros((1, 1, h_img, w_img))
         for i in range(h_grids):
@@ -276,7 +282,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 y2 = min(i * h_stride + h_crop, h_img)
                 x2 = min(j * w_stride + w_crop, w_img)
                 y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-                out = self._forward_scale(inputs[:, :, y1:y2, x1:x2])
+                out = self._forward_scale(inputs[:, :, y1:y2, x1:x2],
+                                          with_attention)
                 parts = [out.logits]
                 if out.attention is not None:
                     parts.append(out.attention)
@@ -287,15 +294,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 count[:, :, y1:y2, x1:x2] += 1
         total = total / count
         logits = total[:, :self.out_channels]
-        attention = total[:, self.out_channels:] if self.with_attention \
-            else None
+        attention = total[:, self.out_channels:] if with_attention else None
         return ScaleOutput(logits=logits, attention=attention)
-
-    def _scale_outputs(self, inputs: Tensor,
-                       scales: Sequence[float]) -> Dict[float, ScaleOutput]:
-        slide = self.test_cfg.mode == 'slide'
-        run = self._slide_scale if slide else self._forward_scale
-        return {s: run(self._rescale(inputs, s)) for s in scales}
 
     @staticmethod
     def _flip_back(out: ScaleOutput) -> ScaleOutput:
@@ -311,6 +311,50 @@ class HMSAEncoderDecoder(EncoderDecoder):
             attention=None
             if a.attention is None else (a.attention + b.attention) / 2)
 
+    def forward_scales(
+            self,
+            inputs: Tensor,
+            attention_scales: Optional[Sequence[float]] = None
+    ) -> Dict[float, ScaleOutput]:
+        """Run the network once per test scale (and flip), without fusing.
+
+        Every fusion rule can then be applied to the same outputs with
+        :func:`fuse`; :meth:`multiscale_inference` does exactly that.
+
+        Args:
+            inputs (Tensor): Images of shape (N, 3, H, W).
+            attention_scales (Sequence[float], optional): The scales whose
+                attention is computed; None: all (when the head has an
+                attention branch).
+
+        Returns:
+            dict[float, ScaleOutput]: Each test scale's logits and attention
+            on its own grid (the feature grid in whole mode, the rescaled
+            image's pixel grid in slide mode), flip-averaged when
+            ``test_cfg.flip``.
+        """
+        scales, _ = self._test_settings()
+        if inputs.dim() != 4:
+            raise ValueError('inputs must be a batch of shape (N, C, H, W), '
+                             f'got shape {tuple(inputs.shape)}')
+        self._check_input_size(inputs.shape[-2:], scales)
+        wanted = set(scales if attention_scales is None else
+                     (float(s) for s in attention_scales))
+        run = self._slide_scale if self.test_cfg.mode == 'slide' \
+            else self._forward_scale
+
+        def run_all(x: Tensor) -> Dict[float, ScaleOutput]:
+            return {s: run(self._rescale(x, s), s in wanted) for s in scales}
+
+        outputs = run_all(inputs)
+        if self.test_cfg.get('flip', False):
+            flipped = run_all(inputs.flip(-1))
+            outputs = {
+                s: self._average(outputs[s], self._flip_back(flipped[s]))
+                for s in scales
+            }
+        return outputs
+
     def multiscale_inference(
         self,
         inputs: Tensor,
@@ -318,6 +362,10 @@ class HMSAEncoderDecoder(EncoderDecoder):
         keep_scales: bool = False
     ) -> Tuple[Tensor, Optional[Dict[float, ScaleOutput]]]:
         """Run every test scale and fuse them.
+
+        Only the attention the fusion reads is computed (none for ``mean``
+        and ``max``, none at the highest scale), unless ``keep_scales``
+        asks for all of it.
 
         Args:
             inputs (Tensor): Images of shape (N, 3, H, W).
@@ -331,19 +379,15 @@ class HMSAEncoderDecoder(EncoderDecoder):
             (else None).
         """
         scales, fusion = self._test_settings()
-        if inputs.dim() != 4:
-            raise ValueError('inputs must be a batch of shape (N, C, H, W), '
-                             f'got shape {tuple(inputs.shape)}')
-        self._check_input_size(inputs.shape[-2:], scales)
-        outputs = self._scale_outputs(inputs, scales)
-        if self.test_cfg.get('flip', False):
-            flipped = self._scale_outputs(inputs.flip(-1), scales)
-            outputs = {
-                s: self._average(outputs[s], self._flip_back(flipped[s]))
-                for s in scales
-            }
+        if keep_scales:
+            needed = None
+        elif fusion == 'attention':
+            needed = scales[:-1]  # the highest scale's is never used
+        else:
+            needed = ()
+        outputs = self.forward_scales(inputs, needed)
         fused = fuse(outputs, fusion, self.align_corners)
-        size = self._output_size(inputs, batch_img_metas)
+        size = self.output_size(inputs, batch_img_metas)
         fused = resize_to(fused, size, self.align_corners)
         if not keep_scales:
             return fused, None
@@ -356,9 +400,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
         }
         return fused, resized
 
-    def _output_size(self, inputs: Tensor,
-                     batch_img_metas: List[dict]) -> Tuple[int, int]:
-        # The size MMSeg's whole/slide inference returns logits at.
+    def output_size(self, inputs: Tensor,
+                    batch_img_metas: List[dict]) -> Tuple[int, int]:
+        """The size MMSeg's whole/slide inference returns logits at."""
         if self.test_cfg.mode == 'slide':
             return tuple(inputs.shape[-2:])
         meta = batch_img_metas[0]

@@ -1,0 +1,276 @@
+"""Evaluate one model at each single scale and with every fusion rule.
+
+The network runs once per image and scale; every row of the result (each
+single scale, ``mean``, ``max`` and hierarchical ``attention`` fusion) is
+derived from those same per-scale outputs with the segmentor's own fusion
+functions and post-processing, so each row equals what
+``tools/test.py`` reports for that setting (same scales, same fusion).
+"""
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import ConfigDict
+from mmengine.logging import MMLogger
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from ..models import HMSAEncoderDecoder, check_scales, fuse
+from ..models.fusion import resize_to
+from .category_metric import CityscapesCategoryMetric
+
+#: Decode heads and the architecture name shown in result tables.
+HEAD_NAMES = {
+    'DepthwiseSeparableASPPHead': 'DeepLabV3+',
+    'HMSASepASPPHead': 'DeepLabV3+',
+    'ASPPHead': 'DeepLabV3',
+    'HMSAASPPHead': 'DeepLabV3',
+}
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One evaluation setting: a single scale or a fusion over scales.
+
+    Attributes:
+        scales (tuple[float]): The scales the row uses.
+        fusion (str): ``'single'``, ``'mean'``, ``'max'`` or ``'attention'``.
+    """
+
+    scales: Tuple[float, ...]
+    fusion: str
+
+    @property
+    def name(self) -> str:
+        """Short unique name, e.g. ``'single@0.5'`` or ``'attention'``."""
+        if self.fusion == 'single':
+            return f'single@{self.scales[0]:g}'
+        return self.fusion
+
+
+@dataclass
+class RowResult:
+    """Metrics of one :class:`RowSpec`.
+
+    Attributes:
+        spec (RowSpec): The setting.
+        metrics (dict): What :class:`CityscapesCategoryMetric` returned
+            (``aAcc``, ``mIoU``, ``mAcc`` and, when the dataset has the
+            Cityscapes classes, ``category_mIoU``/``category_IoU.<name>``).
+    """
+
+    spec: RowSpec
+    metrics: Dict[str, float] = field(default_factory=dict)
+
+
+def row_specs(scales: Sequence[float], with_attention: bool) -> List[RowSpec]:
+    """The rows evaluated for ``scales``.
+
+    Each single scale (ascending), then ``mean`` and ``max`` fusion and, if
+    the head has an attention branch, hierarchical ``attention`` fusion. A
+    single scale gives one row only.
+
+    Args:
+        scales (Sequence[float]): Inference scales; must hold 1.0.
+        with_attention (bool): Whether to add the attention row.
+
+    Returns:
+        list[RowSpec]: The rows, in table order.
+    """
+    scales = check_scales(list(scales))
+    rows = [RowSpec((s, ), 'single') for s in scales]
+    if len(scales) > 1:
+        rules = ['mean', 'max'] + (['attention'] if with_attention else [])
+        rows += [RowSpec(tuple(scales), rule) for rule in rules]
+    return rows
+
+
+def as_multiscale_model_cfg(model_cfg: dict) -> ConfigDict:
+    """Model config that runs under :class:`HMSAEncoderDecoder`.
+
+    A stock ``EncoderDecoder`` config (e.g. a single-scale DeepLabV3+
+    checkpoint's) becomes an ``HMSAEncoderDecoder`` with the same modules
+    and parameter names, so its checkpoint loads unchanged and it can be
+    tested at several scales with ``mean``/``max`` fusion. Training and
+    pretraining settings are dropped; an HMSA config is returned as is.
+
+    Args:
+        model_cfg (dict): The ``model`` section of a config.
+
+    Returns:
+        ConfigDict: A copy, ready to build for inference.
+
+    Raises:
+        ValueError: For segmentors other than (HMSA)EncoderDecoder.
+    """
+    cfg = ConfigDict(copy.deepcopy(dict(model_cfg)))
+    kind = cfg.get('type')
+    if kind == 'EncoderDecoder':
+        cfg.type = 'HMSAEncoderDecoder'
+    elif kind != 'HMSAEncoderDecoder':
+        raise ValueError(
+            f'multi-scale evaluation supports EncoderDecoder and '
+            f'HMSAEncoderDecoder models, the config has {kind!r}')
+    cfg.pretrained = None
+    if isinstance(cfg.get('backbone'), dict):
+        cfg.backbone.pop('init_cfg', None)
+    cfg.train_cfg = None
+    return cfg
+
+
+def describe_model(model_cfg: dict) -> Tuple[str, str]:
+    """Names of the trunk and head of a model config, for result tables.
+
+    Args:
+        model_cfg (dict): The ``model`` section of a config.
+
+    Returns:
+        tuple[str, str]: e.g. ``('MobileNetV2', 'DeepLabV3+')`` or
+        ``('ResNetV1c-50', 'DeepLabV3+')``.
+    """
+    backbone = model_cfg.get('backbone', {}) or {}
+    trunk = str(backbone.get('type', 'unknown'))
+    if 'depth' in backbone:
+        trunk = f'{trunk}-{backbone["depth"]}'
+    head_type = str((model_cfg.get('decode_head') or {}).get('type', '?'))
+    return trunk, HEAD_NAMES.get(head_type, head_type)
+
+
+def has_cityscapes_classes(classes: Sequence[str]) -> bool:
+    """Whether category metrics can be computed for these class names."""
+    try:
+        CityscapesCategoryMetric().category_indices(classes)
+    except ValueError:
+        return False
+    return True
+
+
+def has_attention_weights(checkpoint: dict) -> bool:
+    """Whether a loaded checkpoint holds attention-branch weights.
+
+    Args:
+        checkpoint (dict): What ``mmengine.runner.load_checkpoint`` returns
+            (with or without a ``state_dict`` entry).
+
+    Returns:
+        bool: True if some key lies under ``decode_head.attention.``.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    return any('decode_head.attention.' in str(k) for k in state)
+
+
+def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,
+                 data_samples: List[SegDataSample],
+                 specs: Sequence[RowSpec]) -> Dict[RowSpec, List[Tensor]]:
+    """Predictions of every row for one batch, from one pass per scale.
+
+    Args:
+        model (HMSAEncoderDecoder): The segmentor, in eval mode, with
+            ``test_cfg.scales`` holding every scale the rows use.
+        inputs (Tensor): Preprocessed images (N, 3, H, W).
+        data_samples (list[SegDataSample]): Their data samples (metainfo).
+        specs (Sequence[RowSpec]): The rows to predict.
+
+    Returns:
+        dict[RowSpec, list[Tensor]]: For each row, one (1, H, W) label map
+        per image at its original size, as ``pred_sem_seg`` would hold.
+    """
+    metas = [s.metainfo for s in data_samples]
+    # one pass per scale; every row is fused from the same outputs
+    outputs = model.forward_scales(inputs)
+    size = model.output_size(inputs, metas)
+    align = model.align_corners
+    preds = {}
+    for spec in specs:
+        if spec.fusion == 'single':
+            logits = outputs[spec.scales[0]].logits
+        else:
+            logits = fuse({s: outputs[s]
+                           for s in spec.scales}, spec.fusion, align)
+        logits = resize_to(logits, size, align)
+        samples = [SegDataSample(metainfo=m) for m in metas]
+        samples = model.postprocess_result(logits, samples)
+        preds[spec] = [s.pred_sem_seg.data for s in samples]
+    return preds
+
+
+def evaluate_rows(model: HMSAEncoderDecoder,
+                  dataloader: Iterable[dict],
+                  specs: Sequence[RowSpec],
+                  dataset_meta: dict,
+                  metric_cfg: Optional[dict] = None,
+                  progress: Optional[Callable[[int], None]] = None
+                  ) -> List[RowResult]:
+    """Evaluate every row over a dataloader in a single pass.
+
+    Args:
+        model (HMSAEncoderDecoder): The segmentor, in eval mode.
+        dataloader (Iterable[dict]): Yields MMSeg test batches
+            (``inputs``, ``data_samples`` with ``gt_sem_seg``).
+        specs (Sequence[RowSpec]): The rows.
+        dataset_meta (dict): ``classes`` (and ``palette``) of the dataset.
+        metric_cfg (dict, optional): Extra arguments of
+            :class:`CityscapesCategoryMetric` (e.g. ``ignore_index``).
+        progress (callable, optional): Called with the batch size after
+            each batch.
+
+    Returns:
+        list[RowResult]: One result per row, in ``specs`` order.
+
+    ``model.test_cfg`` ``scales`` and ``fusion`` are set for the pass and
+    restored afterwards.
+    """
+    specs = list(specs)
+    metric_cfg = dict(metric_cfg or {})
+    if not has_cityscapes_classes(dataset_meta['classes']):
+        metric_cfg.setdefault('categories', {})
+    metrics = {}
+    for spec in specs:
+        metric = CityscapesCategoryMetric(**metric_cfg)
+        metric.dataset_meta = dataset_meta
+        metrics[spec] = metric
+    saved = {k: model.test_cfg.get(k) for k in ('scales', 'fusion')}
+    # Every scale any row needs, in one pass; the fusion setting only has
+    # to be valid for this head (each row applies its own rule).
+    model.test_cfg.scales = sorted({s for spec in specs for s in spec.scales})
+    model.test_cfg.fusion = 'attention' if model.with_attention else 'mean'
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in dataloader:
+                data = model.data_preprocessor(batch, False)
+                samples = data['data_samples']
+                preds = predict_rows(model, data['inputs'], samples, specs)
+                for spec, pred in preds.items():
+                    metrics[spec].process(batch, [
+                        dict(
+                            pred_sem_seg=dict(data=p),
+                            gt_sem_seg=dict(data=s.gt_sem_seg.data),
+                            img_path=s.metainfo.get('img_path', ''))
+                        for p, s in zip(pred, samples)
+                    ])
+                if progress is not None:
+                    progress(len(samples))
+    finally:
+        model.test_cfg.update(saved)
+    results = []
+    for spec in specs:
+        metric = metrics[spec]
+        if not metric.results:
+            raise ValueError('the dataloader gave no images to evaluate')
+        values = _compute_quietly(metric)
+        results.append(RowResult(spec=spec, metrics=values))
+    return results
+
+
+def _compute_quietly(metric: CityscapesCategoryMetric) -> Dict[str, float]:
+    """Metrics without the per-class tables MMSeg logs for each row."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return dict(metric.compute_metrics(metric.results))
+    finally:
+        logger.setLevel(level)
