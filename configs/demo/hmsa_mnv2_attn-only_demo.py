@@ -1,0 +1,26 @@
+# Step 2 of the staged workflow on the demo data: the single-scale model of
+# mnv2_single-scale_demo.py loaded into HMSA; only the attention branch
+# trains (trunk, head and BatchNorm statistics frozen).
+_base_ = ['./hmsa_mnv2_demo.py']
+
+load_from = 'work_dirs/demo/single_scale/iter_120.pth'
+model = dict(train_cfg=dict(attention_only=True))
+
+# The attention branch is small and starts from scratch: a higher learning
+# rate than the trunk's.
+max_iters = 100
+optim_wrapper = dict(optimizer=dict(lr=5e-3))
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=1e-5,
+        power=0.9,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))

@@ -1,0 +1,254 @@
+"""Every config under configs/ parses, builds its model and its datasets.
+
+Models are built on the CPU with BN in place of SyncBN, run on a small
+input, and (HMSA models) give their training losses. The config families
+are also checked for what they are meant to state: the single-scale
+configs change only the pipeline scale, each ablation only its own knob.
+"""
+import copy
+import glob
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(ROOT, 'configs')
+CONFIGS = sorted(
+    osp.relpath(p, CONFIG_DIR)
+    for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True))
+MNV2 = 'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024'
+SINGLE_SCALE = {
+    f'single_scale/{trunk}_4xb2-80k_cityscapes-x{s}-512x1024.py': scale
+    for trunk in ('mobilenet-v2-d8_deeplabv3plus', 'deeplabv3plus_r50-d8')
+    for s, scale in (('0.5', (1024, 512)), ('1', (2048, 1024)),
+                     ('2', (4096, 2048)))
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one thread is faster than several waiting on a
+    shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def load(name: str) -> Config:
+    return Config.fromfile(osp.join(CONFIG_DIR, name))
+
+
+def to_bn(cfg):
+    """SyncBN -> BN everywhere (SyncBN needs CUDA)."""
+    if isinstance(cfg, dict):
+        return {
+            k: ('BN' if k == 'type' and v == 'SyncBN' else to_bn(v))
+            for k, v in cfg.items()
+        }
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(to_bn(v) for v in cfg)
+    return cfg
+
+
+def flatten(cfg, prefix=''):
+    out = {}
+    if isinstance(cfg, dict):
+        for k, v in cfg.items():
+            out.update(flatten(v, f'{prefix}{k}.'))
+    else:
+        out[prefix[:-1]] = cfg
+    return out
+
+
+def config_diff(a: Config, b: Config):
+    fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
+    return {
+        k
+        for k in set(fa) | set(fb) if fa.get(k, '<unset>') != fb.get(
+            k, '<unset>') and not k.startswith(('filename', 'text'))
+    }
+
+
+def samples(n: int, size, num_classes: int = 19):
+    out = []
+    for _ in range(n):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, num_classes, (1, *size)))
+        sample.set_metainfo(
+            dict(img_shape=size, ori_shape=size, pad_shape=size))
+        out.append(sample)
+    return out
+
+
+def test_config_families_are_all_there():
+    names = set(CONFIGS)
+    assert {'hmsa_mnv2.py', 'hmsa_r50.py'} <= names
+    assert set(SINGLE_SCALE) <= names
+    assert len([n for n in names if n.startswith('staged/')]) == 4
+    assert len([n for n in names if n.startswith('ablations/')]) == 8
+    assert {
+        'demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
+        'demo/hmsa_mnv2_attn-only_demo.py'
+    } <= names
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_builds_model_and_datasets(name):
+    init_default_scope('mmseg')
+    cfg = load(name)
+    assert 'projects.hmsa' in cfg.custom_imports['imports']
+    model_cfg = to_bn(copy.deepcopy(cfg.model.to_dict()))
+    model_cfg['pretrained'] = None  # building never downloads; be sure
+    model = MODELS.build(ConfigDict(model_cfg))
+    test_cfg = model_cfg.get('test_cfg', {})
+    min_scale = min(test_cfg.get('scales', [1.0]))
+    size = (64, 128) if min_scale >= 0.5 else (128, 256)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(torch.rand(1, 3, *size), samples(1, size))
+    assert out[0].pred_sem_seg.data.shape == (1, *size)
+    assert out[0].seg_logits.data.shape[0] == 19
+    if model_cfg['type'] == 'HMSAEncoderDecoder':
+        model.train()
+        losses = model.loss(torch.rand(2, 3, 64, 128), samples(2, (64, 128)))
+        assert torch.isfinite(losses['decode.loss_ce'])
+        if model_cfg['train_cfg'].get('attention_only'):
+            trainable = {
+                n
+                for n, p in model.named_parameters() if p.requires_grad
+            }
+            assert trainable and all(
+                n.startswith('decode_head.attention.') for n in trainable)
+    for split in ('train', 'val', 'test'):
+        dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
+        dataset_cfg['lazy_init'] = True  # parse, read no files
+        dataset = DATASETS.build(dataset_cfg)
+        assert dataset.img_suffix == '_leftImg8bit.png'
+        assert dataset.seg_map_suffix == '_gtFine_labelTrainIds.png'
+        assert len(dataset.pipeline.transforms) >= 3
+
+
+@pytest.mark.parametrize('name', ['hmsa_mnv2.py', 'hmsa_r50.py'])
+def test_main_configs(name):
+    cfg = load(name)
+    assert cfg.model.type == 'HMSAEncoderDecoder'
+    assert cfg.model.decode_head.type == 'HMSASepASPPHead'
+    assert cfg.model.train_cfg.lo_scale == 0.5
+    assert cfg.model.test_cfg.scales == [0.5, 1.0, 2.0]
+    assert cfg.model.test_cfg.fusion == 'attention'
+    # Full Cityscapes images at scale 2 slide in bounded windows.
+    assert cfg.model.test_cfg.mode == 'slide'
+    assert max(cfg.model.test_cfg.crop_size) <= 1024
+    assert cfg.train_dataloader.dataset.type == 'CityscapesDataset'
+    assert cfg.train_dataloader.dataset.data_root == 'data/cityscapes/'
+    # Real runs keep MMSeg's ImageNet-pretrained initialisation.
+    assert cfg.model.pretrained in ('mmcls://mobilenet_v2',
+                                    'open-mmlab://resnet50_v1c')
+
+
+@pytest.mark.parametrize('name', sorted(SINGLE_SCALE))
+def test_single_scale_configs_change_only_the_scale(name):
+    cfg = load(name)
+    stock = load(re.sub(r'-x[0-9.]+-', '-x1-', name))
+    scale = SINGLE_SCALE[name]
+    assert cfg.model.type == 'EncoderDecoder'
+    assert cfg.model.decode_head.type == 'DepthwiseSeparableASPPHead'
+    train_resize = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t.type == 'RandomResize'
+    ]
+    assert tuple(train_resize[0].scale) == scale
+    for split in ('val', 'test'):
+        resize = [
+            t for t in cfg[f'{split}_dataloader'].dataset.pipeline
+            if t.type == 'Resize'
+        ]
+        assert tuple(resize[0].scale) == scale
+    allowed = {'img_scale', 'crop_size', 'train_pipeline', 'test_pipeline'}
+    for key in config_diff(cfg, stock):
+        top = key.split('.')[0]
+        assert top in allowed or key.endswith(
+            ('pipeline', '.scale')) or key.startswith(
+                'model.test_cfg'), f'{name} also changes {key}'
+
+
+ABLATIONS = {
+    'hmsa-fusion-mean': {'model.test_cfg.fusion': 'mean'},
+    'hmsa-fusion-max': {'model.test_cfg.fusion': 'max'},
+    'hmsa-scales-0.5-1': {'model.test_cfg.scales': [0.5, 1.0]},
+    'hmsa-scales-1-2': {'model.test_cfg.scales': [1.0, 2.0]},
+    'hmsa-scales-0.25-0.5-1-2': {
+        'model.test_cfg.scales': [0.25, 0.5, 1.0, 2.0]
+    },
+    'hmsa-no-scale-loss': {'model.train_cfg.scale_loss_weight': 0},
+    'hmsa-paper-attn': {
+        'model.decode_head.attention_cfg.type': 'paper',
+        'model.decode_head.attention_cfg.channels': 256
+    },
+}
+
+
+@pytest.mark.parametrize('variant', sorted(ABLATIONS))
+def test_ablation_changes_only_its_knob(variant):
+    cfg = load(f'ablations/{variant}_{MNV2}.py')
+    base = load('hmsa_mnv2.py')
+    expected = ABLATIONS[variant]
+    assert config_diff(cfg, base) == set(expected)
+    flat = flatten(cfg.to_dict())
+    for key, value in expected.items():
+        assert flat[key] == value
+
+
+def test_amp_ablation():
+    cfg = load('ablations/hmsa_mobilenet-v2-d8_deeplabv3plus_4xb2-amp-80k_'
+               'cityscapes-512x1024.py')
+    base = load('hmsa_mnv2.py')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert config_diff(cfg, base) == {
+        'optim_wrapper.type', 'optim_wrapper.loss_scale'
+    }
+
+
+@pytest.mark.parametrize('trunk,main', [
+    ('mobilenet-v2-d8_deeplabv3plus', 'hmsa_mnv2.py'),
+    ('deeplabv3plus_r50-d8', 'hmsa_r50.py'),
+])
+def test_staged_configs(trunk, main):
+    attn = load(f'staged/hmsa-attn-only_{trunk}_4xb2-8k_cityscapes-'
+                '512x1024.py')
+    finetune = load(f'staged/hmsa-finetune_{trunk}_4xb2-20k_cityscapes-'
+                    '512x1024.py')
+    assert attn.model.train_cfg.attention_only is True
+    assert finetune.model.train_cfg.attention_only is False
+    # Each stage starts from the previous stage's checkpoint.
+    assert f'{trunk}_4xb2-80k_cityscapes-x1-512x1024' in attn.load_from
+    assert 'hmsa-attn-only' in finetune.load_from
+    for cfg in (attn, finetune):
+        assert cfg.model.pretrained is None
+        assert cfg.model.type == load(main).model.type
+    assert attn.train_cfg.max_iters < load(main).train_cfg.max_iters
+
+
+def test_demo_configs_run_on_a_cpu():
+    for name in ('demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
+                 'demo/hmsa_mnv2_attn-only_demo.py'):
+        cfg = load(name)
+        assert 'SyncBN' not in str(cfg.model.to_dict()), name
+        assert cfg.model.pretrained is None
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+        assert cfg.train_dataloader.dataset.data_root == 'work_dirs/demo/data/'
+    stock = load('demo/mnv2_single-scale_demo.py')
+    assert stock.model.type == 'EncoderDecoder'
+    assert stock.model.decode_head.type == 'DepthwiseSeparableASPPHead'
+    attn = load('demo/hmsa_mnv2_attn-only_demo.py')
+    assert attn.model.train_cfg.attention_only is True
+    assert attn.load_from.startswith('work_dirs/demo/single_scale/')
