@@ -41,11 +41,12 @@ mmcv_version="${mmcv_pin#mmcv==}"
 if "$PY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$mmcv_version')" 2>/dev/null; then
     log "mmcv $mmcv_version with ops already installed"
 else
-    # Build requirements of mmcv's setup.py (it imports pkg_resources).
-    pip_install 'setuptools<70' wheel ninja
     mkdir -p "$WHEELS"
     wheel="$(ls "$WHEELS"/mmcv-"$mmcv_version"-*.whl 2>/dev/null | head -1 || true)"
     if [[ -z "$wheel" ]]; then
+        # Build requirements of mmcv's setup.py (it imports pkg_resources);
+        # requirements.txt sets setuptools back to its pin afterwards.
+        pip_install 'setuptools<70' wheel ninja
         log "building $mmcv_pin from source with its ops (about 9 minutes on 2 cores)"
         tmp="$(mktemp -d)"
         MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
@@ -56,7 +57,7 @@ else
         wheel="$(ls "$WHEELS"/mmcv-"$mmcv_version"-*.whl | head -1)"
     fi
     log "installing $(basename "$wheel")"
-    pip_install "$wheel"
+    pip_install -c "$ROOT/requirements.txt" "$wheel"
 fi
 
 log "installing requirements.txt"
