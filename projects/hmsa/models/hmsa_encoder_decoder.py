@@ -137,6 +137,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
         self.test_cfg = self._complete_test_cfg(test_cfg)
         self._test_settings()  # fail at build time on a bad test_cfg
         if self.attention_only:
+            if not self.with_attention:
+                raise ValueError(
+                    'train_cfg.attention_only=True needs a decode head with '
+                    f'an attention branch; {type(self.decode_head).__name__}'
+                    ' has none (use HMSASepASPPHead or HMSAASPPHead)')
             self._freeze_all_but_attention()
 
     # ------------------------------------------------------------------

@@ -114,6 +114,11 @@ def test_training_without_attention_branch_is_refused():
     model = build(tiny_segmentor(head=tiny_sep_aspp_head(hmsa=False)))
     with pytest.raises(ValueError, match='attention branch'):
         model.loss(images(), make_samples(2, 64, 64))
+    with pytest.raises(ValueError, match='attention_only=True needs'):
+        build(
+            tiny_segmentor(
+                head=tiny_sep_aspp_head(hmsa=False),
+                train_cfg=dict(attention_only=True)))
 
 
 # -------------------------------------------------------------- inference
