@@ -18,6 +18,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
+from projects.hmsa.stock import sync_bn_to_bn
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
 CONFIGS = sorted(
@@ -44,18 +46,6 @@ def one_thread():
 
 def load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, name))
-
-
-def to_bn(cfg):
-    """SyncBN -> BN everywhere (SyncBN needs CUDA)."""
-    if isinstance(cfg, dict):
-        return {
-            k: ('BN' if k == 'type' and v == 'SyncBN' else to_bn(v))
-            for k, v in cfg.items()
-        }
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(to_bn(v) for v in cfg)
-    return cfg
 
 
 def flatten(cfg, prefix=''):
@@ -106,7 +96,7 @@ def test_config_builds_model_and_datasets(name):
     init_default_scope('mmseg')
     cfg = load(name)
     assert 'projects.hmsa' in cfg.custom_imports['imports']
-    model_cfg = to_bn(copy.deepcopy(cfg.model.to_dict()))
+    model_cfg = sync_bn_to_bn(cfg.model.to_dict())
     model_cfg['pretrained'] = None  # building never downloads; be sure
     model = MODELS.build(ConfigDict(model_cfg))
     test_cfg = model_cfg.get('test_cfg', {})

@@ -15,7 +15,6 @@ import os.path as osp
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -23,32 +22,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
-import projects.hmsa  # noqa: E402,F401
-
-STOCK = {
-    'mnv2': 'mmseg::mobilenet_v2/'
-    'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py',
-    'r50': 'mmseg::deeplabv3plus/'
-    'deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-}
-
-
-def model_cfg(trunk: str) -> Config:
-    """The stock model config of ``trunk`` with BN and no download."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = osp.join(tmp, 'cfg.py')
-        with open(path, 'w') as f:
-            f.write(f"_base_ = ['{STOCK[trunk]}']\n"
-                    "norm_cfg = dict(type='BN', requires_grad=True)\n"
-                    "model = dict(pretrained=None, backbone=dict("
-                    "norm_cfg=norm_cfg, init_cfg=None), decode_head=dict("
-                    "norm_cfg=norm_cfg), auxiliary_head=dict("
-                    "norm_cfg=norm_cfg))\n")
-        return Config.fromfile(path).model
+from projects.hmsa.stock import (  # noqa: E402
+    STOCK_DEEPLABV3PLUS,
+    stock_model_cfg,
+)
 
 
 def build(cfg):
@@ -59,7 +39,8 @@ def build(cfg):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--trunk', choices=sorted(STOCK), default='mnv2')
+    parser.add_argument(
+        '--trunk', choices=sorted(STOCK_DEEPLABV3PLUS), default='mnv2')
     parser.add_argument('--size', type=int, nargs=2, default=(512, 1024))
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=0,
@@ -68,13 +49,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    stock_cfg = model_cfg(args.trunk)
+    stock_cfg = stock_model_cfg(args.trunk)
     variants = {'stock': build(stock_cfg)}
     for kind in ('bottleneck', 'separable', 'paper'):
-        cfg = stock_cfg.copy()
-        cfg.type = 'HMSAEncoderDecoder'
-        cfg.decode_head = dict(
-            cfg.decode_head, type='HMSASepASPPHead',
+        cfg = dict(stock_cfg, type='HMSAEncoderDecoder')
+        cfg['decode_head'] = dict(
+            stock_cfg['decode_head'], type='HMSASepASPPHead',
             attention_cfg=dict(type=kind))
         variants[f'hmsa-{kind}'] = build(cfg)
 

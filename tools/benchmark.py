@@ -60,12 +60,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-TRUNK_CONFIGS = {
-    'mnv2': 'mobilenet_v2/'
-    'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py',
-    'r50': 'deeplabv3plus/'
-    'deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-}
+from projects.hmsa.stock import STOCK_DEEPLABV3PLUS  # noqa: E402
+
 INFERENCE_VARIANTS = ('hmsa_infer', 'stock_at_scales', 'hmsa_from_file',
                       'tta_from_file')
 TRAIN_VARIANTS = ('stock_step', 'hmsa_step', 'attention_only_step')
@@ -107,7 +103,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Benchmark HMSA against the stock model and MMSeg TTA '
         '(speed and memory, one run, one machine).')
     parser.add_argument(
-        '--trunk', choices=sorted(TRUNK_CONFIGS), default='mnv2')
+        '--trunk', choices=sorted(STOCK_DEEPLABV3PLUS), default='mnv2')
     parser.add_argument(
         '--attention',
         choices=['bottleneck', 'separable', 'paper'],
@@ -197,19 +193,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------
 # models and data
 # ----------------------------------------------------------------------
-def _to_bn(cfg):
-    """Replace SyncBN (CUDA + distributed only) by BN, recursively."""
-    if isinstance(cfg, dict):
-        if cfg.get('type') == 'SyncBN':
-            cfg['type'] = 'BN'
-        for value in cfg.values():
-            _to_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _to_bn(value)
-    return cfg
-
-
 def model_configs(args: argparse.Namespace) -> Dict[str, dict]:
     """Configs of the stock, HMSA and attention-only models.
 
@@ -223,14 +206,8 @@ def model_configs(args: argparse.Namespace) -> Dict[str, dict]:
     Returns:
         dict[str, dict]: ``stock``, ``hmsa`` and ``attention_only``.
     """
-    import mmseg
-    from mmengine.config import Config
-    path = osp.join(
-        osp.dirname(mmseg.__file__), '.mim', 'configs',
-        TRUNK_CONFIGS[args.trunk])
-    model = _to_bn(Config.fromfile(path).model.to_dict())
-    model['pretrained'] = None
-    model['backbone'].pop('init_cfg', None)
+    from projects.hmsa.stock import stock_model_cfg
+    model = stock_model_cfg(args.trunk)
     model['data_preprocessor']['size'] = tuple(args.crop_size)
     model['test_cfg'] = dict(mode='whole')
     stock = copy.deepcopy(model)
