@@ -236,13 +236,11 @@ def run(args: argparse.Namespace) -> Dict:
     """Evaluate and write the results; return what results.json holds."""
     import torch
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
     from mmengine.utils import ProgressBar
-    from mmseg.registry import MODELS
 
     import projects.hmsa  # noqa: F401  (registers the plugin)
     from projects.hmsa.evaluation.scale_evaluation import (
-        as_multiscale_model_cfg,
+        build_multiscale_model,
         describe_model,
         evaluate_rows,
         has_attention_weights,
@@ -260,20 +258,15 @@ def run(args: argparse.Namespace) -> Dict:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
 
-    model_cfg = as_multiscale_model_cfg(cfg.model)
-    model_cfg.test_cfg = dict(model_cfg.get('test_cfg') or {})
-    model_cfg.test_cfg.update(
-        scales=list(args.scales), fusion='mean', return_scales=False)
-    trunk, head = describe_model(model_cfg)
+    trunk, head = describe_model(cfg.model)
     trunk = args.trunk or trunk
     head = args.head or head
 
     loader = build_dataloader(cfg, args.num_workers)
     dataset = loader.dataset
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = MODELS.build(model_cfg)
-    checkpoint = load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(device).eval()
+    model, checkpoint = build_multiscale_model(cfg.model, args.checkpoint,
+                                               args.scales, False, device)
     attention_trained = has_attention_weights(checkpoint)
     specs = row_specs(args.scales, model.with_attention)
 

@@ -114,11 +114,10 @@ def run(args: argparse.Namespace) -> List[str]:
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import DATASETS, MODELS, VISUALIZERS
+    from mmseg.registry import DATASETS, VISUALIZERS
 
     import projects.hmsa  # noqa: F401  (registers the plugin)
-    from projects.hmsa.evaluation import as_multiscale_model_cfg
+    from projects.hmsa.evaluation import build_multiscale_model
 
     for path in (args.config, args.checkpoint, *args.images):
         if not osp.isfile(path):
@@ -128,16 +127,11 @@ def run(args: argparse.Namespace) -> List[str]:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
 
-    model_cfg = as_multiscale_model_cfg(cfg.model)
-    model_cfg.test_cfg = dict(model_cfg.get('test_cfg') or {})
-    model_cfg.test_cfg.update(
-        scales=list(args.scales), fusion='mean', return_scales=True)
-    model = MODELS.build(model_cfg)
-    checkpoint = load_checkpoint(model, args.checkpoint, map_location='cpu')
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model, checkpoint = build_multiscale_model(cfg.model, args.checkpoint,
+                                               args.scales, True, device)
     model.test_cfg.fusion = args.fusion or (
         'attention' if model.with_attention else 'mean')
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model.to(device).eval()
 
     meta = checkpoint.get('meta', {}).get('dataset_meta')
     if not meta:

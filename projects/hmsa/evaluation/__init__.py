@@ -9,6 +9,7 @@ from .scale_evaluation import (
     RowResult,
     RowSpec,
     as_multiscale_model_cfg,
+    build_multiscale_model,
     describe_model,
     evaluate_rows,
     predict_rows,
@@ -18,5 +19,6 @@ from .scale_evaluation import (
 __all__ = [
     'CITYSCAPES_CATEGORIES', 'CityscapesCategoryMetric', 'confusion_matrix',
     'merge_confusion', 'RowResult', 'RowSpec', 'as_multiscale_model_cfg',
+    'build_multiscale_model',
     'describe_model', 'evaluate_rows', 'predict_rows', 'row_specs'
 ]

@@ -120,6 +120,37 @@ def as_multiscale_model_cfg(model_cfg: dict) -> ConfigDict:
     return cfg
 
 
+def build_multiscale_model(model_cfg: dict,
+                           checkpoint: str,
+                           scales: Sequence[float],
+                           return_scales: bool = False,
+                           device: str = 'cpu'
+                           ) -> Tuple[HMSAEncoderDecoder, dict]:
+    """Build a config's model for multi-scale inference and load weights.
+
+    Args:
+        model_cfg (dict): The ``model`` section of a config (HMSA or a stock
+            ``EncoderDecoder``, see :func:`as_multiscale_model_cfg`).
+        checkpoint (str): Checkpoint to load.
+        scales (Sequence[float]): Inference scales (``test_cfg.scales``).
+        return_scales (bool): Whether predictions carry per-scale outputs.
+        device (str): Where the model runs.
+
+    Returns:
+        tuple: The model, in eval mode on ``device`` with fusion ``mean``
+        (every head supports it), and the loaded checkpoint.
+    """
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    cfg = as_multiscale_model_cfg(model_cfg)
+    cfg.test_cfg = dict(cfg.get('test_cfg') or {})
+    cfg.test_cfg.update(
+        scales=list(scales), fusion='mean', return_scales=return_scales)
+    model = MODELS.build(cfg)
+    loaded = load_checkpoint(model, checkpoint, map_location='cpu')
+    return model.to(device).eval(), loaded
+
+
 def describe_model(model_cfg: dict) -> Tuple[str, str]:
     """Names of the trunk and head of a model config, for result tables.
 
