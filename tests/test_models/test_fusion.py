@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from projects.hmsa.models import (
     ScaleOutput,
+    explicit_fuse,
     fuse,
     fuse_two_scales,
     hierarchical_fuse,
@@ -172,3 +173,61 @@ def test_fusion_errors(rng):
     }
     with pytest.raises(ValueError, match='attention branch'):
         hierarchical_fuse(no_attn)
+
+
+# ------------------------------------------------------ explicit attention
+def test_explicit_closed_form():
+    """Constant maps: weights are a softmax of the scores z = logit(a)."""
+    scores = torch.tensor([0.3, -1.2, 2.0])
+    outputs = {
+        s: ScaleOutput(
+            logits=constant([float(i), 2. * i, -i], size=(4, 6)),
+            attention=torch.sigmoid(scores[i]).expand(1, 1, 4, 6).clone())
+        for i, s in enumerate((0.5, 1.0, 2.0))
+    }
+    w = torch.exp(scores) / torch.exp(scores).sum()
+    expected = sum(w[i] * torch.tensor([float(i), 2. * i, -i])
+                   for i in range(3))
+    fused = fuse(outputs, 'explicit')
+    torch.testing.assert_close(fused[0, :, 2, 3], expected)
+
+
+def test_explicit_matches_reference_on_random_maps(rng):
+    outputs = {
+        0.5: random_output((5, 8), rng),
+        1.0: random_output((10, 16), rng),
+        2.0: random_output((20, 32), rng)
+    }
+
+    def up(t):
+        return F.interpolate(
+            t, size=(10, 16), mode='bilinear', align_corners=False)
+
+    scores = [
+        up(torch.log(o.attention / (1 - o.attention)))
+        for o in outputs.values()
+    ]
+    num = [torch.exp(z) for z in scores]
+    total = num[0] + num[1] + num[2]
+    expected = sum(n / total * up(o.logits)
+                   for n, o in zip(num, outputs.values()))
+    torch.testing.assert_close(explicit_fuse(outputs), expected)
+
+
+def test_explicit_needs_attention_everywhere(rng):
+    outputs = {
+        1.0: random_output((10, 16), rng),
+        2.0: random_output((20, 32), rng, with_attention=False)
+    }
+    with pytest.raises(ValueError, match='explicit fusion needs'):
+        explicit_fuse(outputs)
+
+
+def test_training_pair_above_one_fuses_on_the_unit_grid(rng):
+    """(1.0, 2.0): pred = a_1 * p_1 + (1 - a_1) * down(p_2)."""
+    one, two = random_output((10, 16), rng), random_output((20, 32), rng)
+    down = F.interpolate(
+        two.logits, size=(10, 16), mode='bilinear', align_corners=False)
+    expected = one.attention * one.logits + (1 - one.attention) * down
+    torch.testing.assert_close(
+        hierarchical_fuse({1.0: one, 2.0: two}), expected)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-FUSION_RULES = ('attention', 'mean', 'max')
+FUSION_RULES = ('attention', 'explicit', 'mean', 'max')
 
 
 @dataclass
@@ -73,7 +73,8 @@ def fuse_two_scales(low: ScaleOutput,
 
 
 def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
-                      align_corners: bool = False) -> Tensor:
+                      align_corners: bool = False,
+                      require_unit: bool = True) -> Tensor:
     """Chain the pairwise attention over any set of scales containing 1.0.
 
     Scales are visited from the highest down; the highest one's prediction
@@ -83,14 +84,21 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
     scale's weighted logits and attention are resized up to the 1.0 grid and
     ``pred = up(a_s * p_s) + (1 - up(a_s)) * pred``.
 
+    Two scales of a training pair fuse by the same rule: ``(0.5, 1.0)`` on
+    the 1.0 grid, ``(1.0, 2.0)`` on the 1.0 grid with 2.0 resized down.
+
     Args:
-        outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0.
+        outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0
+            unless ``require_unit`` is False.
         align_corners (bool): ``align_corners`` of the resizing.
+        require_unit (bool): Refuse outputs without the 1.0 scale. Without
+            it, scales below 1 fuse on the grid of the running prediction.
 
     Returns:
-        Tensor: Fused logits on the 1.0 scale's grid.
+        Tensor: Fused logits on the 1.0 scale's grid (with 1.0 present).
     """
-    _check_has_unit_scale(outputs)
+    if require_unit:
+        _check_has_unit_scale(outputs)
     order = sorted(outputs, reverse=True)
     pred = outputs[order[0]].logits
     for scale in order[1:]:
@@ -112,6 +120,50 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
     return pred
 
 
+def attention_scores(attention: Tensor, eps: float = 1e-6) -> Tensor:
+    """The branch's pre-sigmoid score ``z`` from its map ``a = sigmoid(z)``.
+
+    Explicit fusion weighs scales by ``softmax_s(z_s)``; the clamp keeps
+    ``z`` finite where the sigmoid saturated (``|z| > 13.8``).
+    """
+    return torch.logit(attention, eps=eps)
+
+
+def explicit_fuse(outputs: Dict[float, ScaleOutput],
+                  align_corners: bool = False) -> Tensor:
+    """Explicit attention to scale (Chen et al., 2016, "Attention to Scale").
+
+    Every scale's logits and attention score ``z_s`` (the branch's output
+    before its sigmoid) are resized to the 1.0 grid; the weights are a
+    softmax over the scales at every pixel, ``w_s = softmax_s(z_s)``, and
+    ``fused = sum_s w_s * up(p_s)``. Unlike :func:`hierarchical_fuse` the
+    weights are absolute, so the model is tied to the scale set it was
+    trained on.
+
+    Args:
+        outputs (dict[float, ScaleOutput]): Per-scale outputs, each with an
+            attention map; must hold 1.0.
+        align_corners (bool): ``align_corners`` of the resizing.
+
+    Returns:
+        Tensor: Fused logits on the 1.0 scale's grid.
+    """
+    _check_has_unit_scale(outputs)
+    size = outputs[1.0].logits.shape[-2:]
+    logits, scores = [], []
+    for scale in sorted(outputs):
+        out = outputs[scale]
+        if out.attention is None:
+            raise ValueError(
+                f'explicit fusion needs an attention map at scale {scale}; '
+                'the decode head has no attention branch')
+        logits.append(resize_to(out.logits, size, align_corners))
+        scores.append(
+            resize_to(attention_scores(out.attention), size, align_corners))
+    weights = torch.softmax(torch.stack(scores), dim=0)
+    return (weights * torch.stack(logits)).sum(0)
+
+
 def mean_fuse(outputs: Dict[float, ScaleOutput],
               align_corners: bool = False) -> Tensor:
     """Average the per-scale logits on the 1.0 scale's grid."""
@@ -128,9 +180,11 @@ def max_fuse(outputs: Dict[float, ScaleOutput],
 def fuse(outputs: Dict[float, ScaleOutput],
          rule: str,
          align_corners: bool = False) -> Tensor:
-    """Fuse per-scale outputs with ``rule`` ('attention', 'mean', 'max')."""
+    """Fuse per-scale outputs with ``rule`` (one of :data:`FUSION_RULES`)."""
     if rule == 'attention':
         return hierarchical_fuse(outputs, align_corners)
+    if rule == 'explicit':
+        return explicit_fuse(outputs, align_corners)
     if rule == 'mean':
         return mean_fuse(outputs, align_corners)
     if rule == 'max':

@@ -23,8 +23,9 @@ from torch import Tensor
 from .fusion import (
     FUSION_RULES,
     ScaleOutput,
+    explicit_fuse,
     fuse,
-    fuse_two_scales,
+    hierarchical_fuse,
     resize_to,
     scaled_size,
 )
@@ -39,8 +40,12 @@ def _as_scale(value, what: str) -> float:
     return value
 
 
-def check_scales(scales) -> Tuple[float, ...]:
-    """Validate an inference scale list; return it as sorted floats.
+def check_scales(scales, what: str = 'test_cfg.scales') -> Tuple[float, ...]:
+    """Validate a scale list; return it as sorted floats.
+
+    Args:
+        scales: The list to check.
+        what (str): Its name in error messages.
 
     Raises:
         ValueError: when the list is empty, holds a value that is not a
@@ -48,14 +53,14 @@ def check_scales(scales) -> Tuple[float, ...]:
     """
     if isinstance(scales, Real) or not isinstance(scales, Sequence) \
             or isinstance(scales, str) or len(scales) == 0:
-        raise ValueError('test_cfg.scales must be a non-empty list of '
-                         f'positive numbers containing 1.0, got {scales!r}')
-    values = [_as_scale(s, f'test_cfg.scales entry {s!r}') for s in scales]
+        raise ValueError(f'{what} must be a non-empty list of positive '
+                         f'numbers containing 1.0, got {scales!r}')
+    values = [_as_scale(s, f'{what} entry {s!r}') for s in scales]
     if len(set(values)) != len(values):
-        raise ValueError(f'test_cfg.scales repeats a scale: {list(scales)}')
+        raise ValueError(f'{what} repeats a scale: {list(scales)}')
     if 1.0 not in values:
         raise ValueError(
-            'test_cfg.scales must contain 1.0, the scale every other one is '
+            f'{what} must contain 1.0, the scale every other one is '
             f'fused into, got {list(scales)}')
     return tuple(sorted(values))
 
@@ -75,10 +80,24 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
     ``train_cfg`` keys:
 
-    - ``lo_scale`` (float, 0.5): the lower training scale, in (0, 1).
+    - ``lo_scale`` (float, 0.5): the lower training scale, in (0, 1);
+      shorthand for ``scale_pairs=[[lo_scale, 1.0]]``.
+    - ``scale_pairs`` (list of [lo, hi], optional): the adjacent scale
+      pairs trained with the pairwise rule; each holds 1.0 (``[0.5, 1.0]``,
+      ``[1.0, 2.0]``). A pair above 1.0 trains the attention of 1.0 against
+      2.0, which inference over 0.5, 1, 2 uses. An entry may also be a
+      longer chain, e.g. ``[0.5, 1.0, 2.0]``, fused exactly as inference
+      chains it. Overrides ``lo_scale``.
+    - ``pair_sampling`` (str, 'all'): ``'all'`` fuses and averages every
+      pair's loss in each step; ``'random'`` draws one pair per step.
+    - ``fusion`` (str, 'hierarchical'): ``'explicit'`` trains the explicit
+      attention of Chen et al. (2016) instead: every scale of
+      ``explicit_scales`` (default [0.5, 1.0, 2.0]) in each step, fused by
+      a softmax over the scales' attention scores (test with
+      ``fusion='explicit'`` over the same scales).
     - ``scale_loss_weight`` (float or [float, float], 0.05): weight of the
       supervised loss on each scale's own logits (``[w_lo, w_1]`` for one
-      each); 0 switches it off.
+      each, with a single pair); 0 switches it off.
     - ``attention_only`` (bool, False): train only the attention branch.
       Backbone, neck, decoder and auxiliary heads are frozen in eval mode
       (BatchNorm statistics included) and run without autograd.
@@ -86,7 +105,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
     ``test_cfg`` keys (besides MMSeg's ``mode``, ``crop_size``, ``stride``):
 
     - ``scales`` (list[float], [1.0]): inference scales; must hold 1.0.
-    - ``fusion`` (str, 'attention'): 'attention', 'mean' or 'max'.
+    - ``fusion`` (str, 'attention'): 'attention', 'explicit', 'mean' or
+      'max'.
     - ``flip`` (bool, False): also run on the horizontally flipped image and
       average each scale's logits and attention before fusing.
     - ``return_scales`` (bool, False): put each scale's logits, prediction
@@ -160,14 +180,64 @@ class HMSAEncoderDecoder(EncoderDecoder):
     def _complete_train_cfg(self, train_cfg: OptConfigType) -> ConfigDict:
         cfg = ConfigDict(train_cfg or {})
         cfg.setdefault('lo_scale', 0.5)
+        cfg.setdefault('scale_pairs', None)
+        cfg.setdefault('pair_sampling', 'all')
+        cfg.setdefault('fusion', 'hierarchical')
+        cfg.setdefault('explicit_scales', [0.5, 1.0, 2.0])
         cfg.setdefault('scale_loss_weight', 0.05)
         cfg.setdefault('attention_only', False)
         lo = _as_scale(cfg.lo_scale, 'train_cfg.lo_scale')
         if lo >= 1.0:
             raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is '
                              f'the scale fused into 1.0, got {cfg.lo_scale}')
-        self._scale_loss_weights(cfg)
+        if cfg.fusion not in ('hierarchical', 'explicit'):
+            raise ValueError('train_cfg.fusion must be "hierarchical" or '
+                             f'"explicit", got {cfg.fusion!r}')
+        if cfg.pair_sampling not in ('all', 'random'):
+            raise ValueError('train_cfg.pair_sampling must be "all" or '
+                             f'"random", got {cfg.pair_sampling!r}')
+        self._pairs = self._check_pairs(cfg)
+        self._explicit_scales = check_scales(
+            cfg.explicit_scales, 'train_cfg.explicit_scales')
+        weights = self._scale_loss_weights(cfg)
+        if weights[0] != weights[1] and (cfg.fusion == 'explicit'
+                                         or len(self._pairs) > 1
+                                         or len(self._pairs[0]) > 2):
+            raise ValueError(
+                'train_cfg.scale_loss_weight as a pair [w_lo, w_1] needs a '
+                'single scale pair; give one number for several scales')
         return cfg
+
+    @staticmethod
+    def _check_pairs(cfg: ConfigDict) -> Tuple[Tuple[float, ...], ...]:
+        """The training pairs (or chains) as sorted tuples holding 1.0."""
+        pairs = cfg.scale_pairs
+        if pairs is None:
+            return ((float(cfg.lo_scale), 1.0), )
+        if isinstance(pairs, (str, Real)) or not isinstance(
+                pairs, Sequence) or len(pairs) == 0:
+            raise ValueError('train_cfg.scale_pairs must be a non-empty list '
+                             f'of [lo, hi] pairs, got {pairs!r}')
+        checked = []
+        for pair in pairs:
+            if isinstance(pair, (str, Real)) or not isinstance(
+                    pair, Sequence) or len(pair) < 2:
+                raise ValueError('train_cfg.scale_pairs entries must be '
+                                 f'[lo, hi] pairs (or longer chains), got '
+                                 f'{pair!r}')
+            scales = tuple(
+                sorted(
+                    _as_scale(s, f'train_cfg.scale_pairs entry {pair!r}')
+                    for s in pair))
+            if len(set(scales)) != len(scales) or 1.0 not in scales:
+                raise ValueError(
+                    'each of train_cfg.scale_pairs must be different scales, '
+                    'one of them 1.0 (e.g. [0.5, 1.0] or [1.0, 2.0]), got '
+                    f'{list(pair)}')
+            checked.append(scales)
+        if len(set(checked)) != len(checked):
+            raise ValueError(f'train_cfg.scale_pairs repeats a pair: {pairs}')
+        return tuple(checked)
 
     @staticmethod
     def _scale_loss_weights(cfg: ConfigDict) -> Tuple[float, float]:
@@ -201,10 +271,10 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if fusion not in FUSION_RULES:
             raise ValueError(f'test_cfg.fusion must be one of '
                              f'{", ".join(FUSION_RULES)}, got {fusion!r}')
-        if fusion == 'attention' and len(scales) > 1 \
+        if fusion in ('attention', 'explicit') and len(scales) > 1 \
                 and not self.with_attention:
             raise ValueError(
-                'test_cfg.fusion="attention" needs a decode head with an '
+                f'test_cfg.fusion="{fusion}" needs a decode head with an '
                 f'attention branch; {type(self.decode_head).__name__} has '
                 'none (use fusion "mean" or "max", or an HMSA head)')
         mode = cfg.get('mode', 'whole')
@@ -384,7 +454,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
             (else None).
         """
         scales, fusion = self._test_settings()
-        if keep_scales:
+        if keep_scales or fusion == 'explicit':
             needed = None
         elif fusion == 'attention':
             needed = scales[:-1]  # the highest scale's is never used
@@ -488,14 +558,45 @@ class HMSAEncoderDecoder(EncoderDecoder):
             x = x.flip(dims=dims)
         return resize_to(x, meta['ori_shape'], self.align_corners)
 
-    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Two-scale training losses.
+    def _training_step_scales(
+            self) -> Tuple[List[Tuple[float, ...]], Tuple[float, ...]]:
+        """The pairs fused in this step (none for explicit training) and
+        every scale the step runs."""
+        if self.train_cfg.fusion == 'explicit':
+            return [], self._explicit_scales
+        pairs = list(self._pairs)
+        if self.train_cfg.pair_sampling == 'random' and len(pairs) > 1:
+            pairs = [pairs[int(torch.randint(len(pairs), ()))]]
+        return pairs, tuple(sorted({s for pair in pairs for s in pair}))
 
-        Keys: ``decode.*`` on the fused logits, ``scale_<s>.*`` on each
-        scale's own logits (weighted by ``scale_loss_weight``, left out when
-        it is 0 or in attention-only training) and ``aux.*`` from the
-        auxiliary head on the 1.0 scale (left out in attention-only
-        training, where it is frozen).
+    def _train_scale(self, inputs: Tensor, scale: float,
+                     with_attention: bool) -> Tuple[ScaleOutput, List[Tensor]]:
+        """One scale's outputs and backbone features in a training step.
+
+        In attention-only training everything but the attention branch runs
+        without autograd.
+        """
+        x = self._rescale(inputs, scale)
+        if not self.attention_only:
+            feats = self.extract_feat(x)
+            return self.decode_head.forward_scale(feats, with_attention), feats
+        with torch.no_grad():
+            feats = self.extract_feat(x)
+            attn_in, logits = self.decode_head.decode(feats)
+        attention = self.decode_head.attend(attn_in) if with_attention \
+            else None
+        return ScaleOutput(logits=logits, attention=attention), feats
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Multi-scale training losses.
+
+        Keys: ``decode.*`` on the fused logits (with several scale pairs in
+        one step, ``decode_<lo>-<hi>.*`` per pair, each weighted by one over
+        the number of pairs), ``scale_<s>.*`` on each scale's own logits
+        (weighted by ``scale_loss_weight``, left out when it is 0 or in
+        attention-only training) and ``aux.*`` from the auxiliary head on
+        the 1.0 scale (left out in attention-only training, where it is
+        frozen).
         """
         cfg = self.train_cfg
         if not self.with_attention:
@@ -504,45 +605,63 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 f'attention branch; {type(self.decode_head).__name__} has '
                 'none (use HMSASepASPPHead or HMSAASPPHead). A head without '
                 'one can still be tested with fusion "mean" or "max".')
-        lo = float(cfg.lo_scale)
-        self._check_input_size(inputs.shape[-2:], (lo, 1.0))
-        if self.attention_only:
-            with torch.no_grad():
-                feats_hi = self.extract_feat(inputs)
-                _, logits_hi = self.decode_head.decode(feats_hi)
-                attn_in, logits_lo = self.decode_head.decode(
-                    self.extract_feat(self._rescale(inputs, lo)))
-            low = ScaleOutput(
-                logits=logits_lo, attention=self.decode_head.attend(attn_in))
-            high = ScaleOutput(logits=logits_hi)
-        else:
-            feats_hi = self.extract_feat(inputs)
-            if self.with_attention:
-                high = self.decode_head.forward_scale(
-                    feats_hi, with_attention=False)
-            else:
-                high = ScaleOutput(logits=self.decode_head.forward(feats_hi))
-            low = self._forward_scale(self._rescale(inputs, lo))
-        fused = fuse_two_scales(low, high, self.align_corners)
+        pairs, scales = self._training_step_scales()
+        self._check_input_size(inputs.shape[-2:], scales)
+        explicit = cfg.fusion == 'explicit'
+        # a pair reads the attention of its lower scale only (a chain that
+        # of every scale but its highest)
+        attend = set(scales) if explicit else {
+            s
+            for pair in pairs for s in pair[:-1]
+        }
+        outputs = {}
+        for scale in scales:
+            outputs[scale], feats = self._train_scale(inputs, scale,
+                                                      scale in attend)
+            if scale == 1.0:
+                feats_hi = feats
 
-        losses = add_prefix(
-            self.decode_head.loss_by_feat(fused, data_samples), 'decode')
-        if not self.attention_only:
-            for scale, out, weight in zip((lo, 1.0), (low, high),
-                                          self._scale_loss_weights(cfg)):
-                if weight > 0:
-                    terms = self.decode_head.loss_by_feat(
-                        out.logits, data_samples)
-                    terms = {
-                        k: v * weight if k.startswith('loss') else v
-                        for k, v in terms.items()
-                    }
-                    losses.update(add_prefix(terms, f'scale_{scale}'))
-            if self.with_auxiliary_head:
+        losses = {}
+        if explicit:
+            fused = explicit_fuse(outputs, self.align_corners)
+            losses.update(
+                add_prefix(
+                    self.decode_head.loss_by_feat(fused, data_samples),
+                    'decode'))
+        for pair in pairs:
+            fused = hierarchical_fuse({s: outputs[s]
+                                       for s in pair}, self.align_corners)
+            terms = self.decode_head.loss_by_feat(fused, data_samples)
+            if len(pairs) == 1:
+                losses.update(add_prefix(terms, 'decode'))
+            else:
+                name = '-'.join(f'{s:g}' for s in pair)
                 losses.update(
-                    self._auxiliary_head_forward_train(feats_hi,
-                                                       data_samples))
+                    add_prefix(
+                        self._weigh(terms, 1 / len(pairs)),
+                        f'decode_{name}'))
+        if self.attention_only:
+            return losses
+        w_lo, w_hi = self._scale_loss_weights(cfg)
+        for scale in scales:
+            weight = w_hi if scale == max(scales) else w_lo
+            if weight > 0:
+                terms = self.decode_head.loss_by_feat(outputs[scale].logits,
+                                                      data_samples)
+                losses.update(
+                    add_prefix(self._weigh(terms, weight), f'scale_{scale}'))
+        if self.with_auxiliary_head:
+            losses.update(
+                self._auxiliary_head_forward_train(feats_hi, data_samples))
         return losses
+
+    @staticmethod
+    def _weigh(terms: dict, weight: float) -> dict:
+        """Multiply the ``loss*`` entries of a loss dict by ``weight``."""
+        return {
+            k: v * weight if k.startswith('loss') else v
+            for k, v in terms.items()
+        }
 
     # ------------------------------------------------------------------
     # checkpoints

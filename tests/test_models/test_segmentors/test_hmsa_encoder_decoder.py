@@ -108,6 +108,158 @@ def test_train_cfg_errors():
         build(tiny_segmentor(train_cfg=dict(lo_scale=0)))
     with pytest.raises(ValueError, match='scale_loss_weight'):
         build(tiny_segmentor(train_cfg=dict(scale_loss_weight=-1)))
+    for pairs, match in (([[0.5, 2.0]], 'one of them 1.0'),
+                         ([[1.0, 1.0]], 'different scales'),
+                         ([[0.5, 1.0], [1.0, 0.5]], 'repeats a pair'),
+                         ([0.5, 1.0], r'\[lo, hi\] pairs'), ([], 'non-empty'),
+                         ([[1.0]], r'\[lo, hi\] pairs')):
+        with pytest.raises(ValueError, match=match):
+            build(tiny_segmentor(train_cfg=dict(scale_pairs=pairs)))
+    with pytest.raises(ValueError, match='pair_sampling'):
+        build(tiny_segmentor(train_cfg=dict(pair_sampling='some')))
+    with pytest.raises(ValueError, match='train_cfg.fusion'):
+        build(tiny_segmentor(train_cfg=dict(fusion='mean')))
+    with pytest.raises(ValueError, match='explicit_scales must contain 1.0'):
+        build(
+            tiny_segmentor(
+                train_cfg=dict(fusion='explicit', explicit_scales=[0.5, 2])))
+    with pytest.raises(ValueError, match='needs a single scale pair'):
+        build(
+            tiny_segmentor(
+                train_cfg=dict(
+                    scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
+                    scale_loss_weight=[0.1, 0.2])))
+
+
+# ------------------------------------------------ several pairs, explicit
+def _scale_outputs(model, x, scales):
+    return {
+        s: model._forward_scale(
+            F.interpolate(
+                x,
+                size=(int(64 * s), int(64 * s)),
+                mode='bilinear',
+                align_corners=False) if s != 1.0 else x)
+        for s in scales
+    }
+
+
+def _resize(t, size):
+    return F.interpolate(t, size=size, mode='bilinear', align_corners=False)
+
+
+def test_two_pairs_loss_is_the_mean_of_each_pairs_fused_loss():
+    model = build(
+        tiny_segmentor(
+            train_cfg=dict(
+                scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
+                scale_loss_weight=0.1))).eval()
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    assert {k for k in losses if 'loss' in k} == {
+        'decode_0.5-1.loss_ce', 'decode_1-2.loss_ce', 'scale_0.5.loss_ce',
+        'scale_1.0.loss_ce', 'scale_2.0.loss_ce'
+    }
+    out = _scale_outputs(model, x, (0.5, 1.0, 2.0))
+    size = out[1.0].logits.shape[-2:]
+    low = _resize(out[0.5].attention * out[0.5].logits, size) + (
+        1 - _resize(out[0.5].attention, size)) * out[1.0].logits
+    high = out[1.0].attention * out[1.0].logits + (
+        1 - out[1.0].attention) * _resize(out[2.0].logits, size)
+    ce = model.decode_head.loss_by_feat
+    torch.testing.assert_close(losses['decode_0.5-1.loss_ce'],
+                               ce(low, samples)['loss_ce'] / 2)
+    torch.testing.assert_close(losses['decode_1-2.loss_ce'],
+                               ce(high, samples)['loss_ce'] / 2)
+    torch.testing.assert_close(losses['scale_2.0.loss_ce'],
+                               0.1 * ce(out[2.0].logits, samples)['loss_ce'])
+
+
+def test_random_pair_sampling_draws_one_pair_per_step():
+    model = build(
+        tiny_segmentor(
+            train_cfg=dict(
+                scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
+                pair_sampling='random',
+                attention_only=True))).train()
+    seen = set()
+    torch.manual_seed(0)
+    for _ in range(12):
+        pairs, scales = model._training_step_scales()
+        assert len(pairs) == 1 and set(pairs[0]) <= set(scales)
+        seen.add(pairs[0])
+    assert seen == {(0.5, 1.0), (1.0, 2.0)}
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+
+
+def test_two_pair_attention_only_trains_only_the_branch():
+    model = build(
+        tiny_segmentor(
+            auxiliary=True,
+            train_cfg=dict(
+                scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
+                attention_only=True))).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optim = torch.optim.SGD(model.parameters(), lr=0.5)
+    for seed in range(2):
+        losses = model.loss(images(seed=seed), make_samples(2, 64, 64, seed))
+        assert {k for k in losses if 'loss' in k} == {
+            'decode_0.5-1.loss_ce', 'decode_1-2.loss_ce'
+        }
+        optim.zero_grad()
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        optim.step()
+    changed = {
+        k
+        for k, v in model.state_dict().items()
+        if not torch.equal(before[k], v)
+    }
+    assert changed and all(
+        k.startswith('decode_head.attention.') for k in changed)
+    assert all(p.grad is None for n, p in model.named_parameters()
+               if not n.startswith('decode_head.attention.'))
+
+
+@pytest.mark.parametrize('attention_only', [False, True])
+def test_explicit_training_loss_matches_its_formula(attention_only):
+    """Chen et al.: w_s = softmax_s(z_s), fused = sum_s w_s * up(p_s)."""
+    model = build(
+        tiny_segmentor(
+            train_cfg=dict(
+                fusion='explicit',
+                explicit_scales=[0.5, 1.0, 2.0],
+                scale_loss_weight=0.3,
+                attention_only=attention_only)))
+    model.eval()  # deterministic logits (no dropout)
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    out = _scale_outputs(model, x, (0.5, 1.0, 2.0))
+    size = out[1.0].logits.shape[-2:]
+    # the branch's score z_s before its sigmoid, written out here
+    branch = model.decode_head.attention
+    scores, logits = [], []
+    for s in (0.5, 1.0, 2.0):
+        xs = x if s == 1.0 else F.interpolate(
+            x, size=(int(64 * s), ) * 2, mode='bilinear',
+            align_corners=False)
+        feats, p = model.decode_head.decode(model.extract_feat(xs))
+        scores.append(_resize(branch.conv_attn(branch.convs(feats)), size))
+        logits.append(_resize(p, size))
+        torch.testing.assert_close(p, out[s].logits)
+    e = [torch.exp(z) for z in scores]
+    fused = sum(ei / (e[0] + e[1] + e[2]) * p for ei, p in zip(e, logits))
+    expected = model.decode_head.loss_by_feat(fused, samples)['loss_ce']
+    torch.testing.assert_close(losses['decode.loss_ce'], expected)
+    scale_keys = {k for k in losses if k.startswith('scale_')}
+    if attention_only:
+        assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    else:
+        assert {k for k in scale_keys if 'loss' in k} == {
+            'scale_0.5.loss_ce', 'scale_1.0.loss_ce', 'scale_2.0.loss_ce'
+        }
+    losses['decode.loss_ce'].backward()
+    assert branch.conv_attn.weight.grad.abs().sum() > 0
 
 
 def test_training_without_attention_branch_is_refused():
@@ -292,3 +444,18 @@ def test_image_too_small_for_a_scale():
     model.train()
     with pytest.raises(ValueError, match='at scale 0.5'):
         model.loss(images(h=40, w=40), make_samples(2, 40, 40))
+
+
+def test_a_chain_trains_exactly_the_inference_fusion():
+    model = build(
+        tiny_segmentor(
+            train_cfg=dict(
+                scale_pairs=[[2.0, 0.5, 1.0]], attention_only=True))).eval()
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    out = _scale_outputs(model, x, (0.5, 1.0, 2.0))
+    fused = hierarchical_fuse(out)
+    torch.testing.assert_close(
+        losses['decode.loss_ce'],
+        model.decode_head.loss_by_feat(fused, samples)['loss_ce'])
