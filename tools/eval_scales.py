@@ -7,13 +7,17 @@ For scales S (default 0.5 1 2) it reports, on the config's test set:
   back),
 - ``mean`` and ``max`` fusion of the per-scale logits,
 - hierarchical ``attention`` fusion (only when the decode head has an
-  attention branch),
+  attention branch) and ``explicit`` fusion (for a model trained with
+  ``train_cfg.fusion='explicit'``, or with ``--explicit``),
+- the ``oracle``: a pixel is right when any scale's own prediction is right
+  (the headroom of every fusion rule),
 
 in one Markdown table (trunk, head, scales, fusion, mIoU, mAcc, aAcc and the
 Cityscapes category IoUs), written to DIR/results.md and DIR/results.json
-and printed. The network runs once per image and scale; every row is derived
-from those same outputs and equals what ``tools/test.py`` reports with
-``model.test_cfg.scales``/``fusion`` set to that row's setting.
+(which also holds every row's per-class IoU) and printed. The network runs
+once per image and scale; every row is derived from those same outputs and
+equals what ``tools/test.py`` reports with ``model.test_cfg.scales``/
+``fusion`` set to that row's setting.
 
 A stock single-scale ``EncoderDecoder`` config and checkpoint work too
 (``mean``/``max`` rows only).
@@ -75,6 +79,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--trunk', default=None, help='trunk name shown in the table')
     parser.add_argument(
         '--head', default=None, help='head name shown in the table')
+    parser.add_argument(
+        '--explicit',
+        action='store_true',
+        help='add the explicit-attention row (default: only for a model '
+        'trained with train_cfg.fusion=explicit)')
     parser.add_argument(
         '--device',
         default=None,
@@ -186,6 +195,10 @@ def to_records(results, trunk: str, head: str) -> List[Dict]:
             k.split('.', 1)[1]: _number(v)
             for k, v in m.items() if k.startswith('category_IoU.')
         }
+        classes = {
+            k.split('.', 1)[1]: _number(v)
+            for k, v in m.items() if k.startswith('IoU.')
+        }
         records.append(
             dict(
                 trunk=trunk,
@@ -196,7 +209,8 @@ def to_records(results, trunk: str, head: str) -> List[Dict]:
                 mAcc=_number(m.get('mAcc')),
                 aAcc=_number(m.get('aAcc')),
                 category_mIoU=_number(m.get('category_mIoU')),
-                category_IoU=categories))
+                category_IoU=categories,
+                class_IoU=classes))
     return records
 
 
@@ -268,7 +282,9 @@ def run(args: argparse.Namespace) -> Dict:
     model, checkpoint = build_multiscale_model(cfg.model, args.checkpoint,
                                                args.scales, False, device)
     attention_trained = has_attention_weights(checkpoint)
-    specs = row_specs(args.scales, model.with_attention)
+    explicit = args.explicit or (cfg.model.get('train_cfg') or {}).get(
+        'fusion') == 'explicit'
+    specs = row_specs(args.scales, model.with_attention, explicit)
 
     print(f'Evaluating {args.checkpoint} on {len(dataset)} images at scales '
           f'{format_scales(args.scales)} ({len(specs)} rows, one network '

@@ -23,10 +23,11 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS, VISUALIZERS
 
 HMSA_VISUALIZER = 'HMSALocalVisualizer'
-FUSION_RULES = ('attention', 'mean', 'max')
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import hmsa_tool_utils as utils  # noqa: E402  (puts the repo on sys.path)
+
+from projects.hmsa.models.fusion import FUSION_RULES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -54,7 +54,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='inference scales, must include 1 (default: 0.5 1 2)')
     parser.add_argument(
         '--fusion',
-        choices=['attention', 'mean', 'max'],
+        choices=['attention', 'explicit', 'mean', 'max'],
         default=None,
         help='fusion of the fused panel (default: attention if the head '
         'has an attention branch, else mean)')

@@ -10,6 +10,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 from projects.hmsa.evaluation import predict_rows, row_specs
+from projects.hmsa.evaluation.scale_evaluation import oracle_prediction
 
 from .tiny_setup import (
     load_tool,
@@ -56,7 +57,7 @@ def test_writes_markdown_and_json(results, tiny):
     assert [(r['scales'], r['fusion']) for r in rows] == [
         ([0.5], 'single'), ([1.0], 'single'), ([2.0], 'single'),
         ([0.5, 1.0, 2.0], 'mean'), ([0.5, 1.0, 2.0], 'max'),
-        ([0.5, 1.0, 2.0], 'attention')
+        ([0.5, 1.0, 2.0], 'attention'), ([0.5, 1.0, 2.0], 'oracle')
     ]
     assert summary['num_images'] == 2
     for row in rows:
@@ -67,6 +68,12 @@ def test_writes_markdown_and_json(results, tiny):
             'flat', 'human', 'vehicle', 'construction', 'object', 'nature',
             'sky'
         }
+        assert len(row['class_IoU']) == 19 and 'pole' in row['class_IoU']
+    # the oracle is at least as good as every single scale
+    by_name = {r['fusion'] if r['fusion'] != 'single' else r['scales'][0]: r
+               for r in rows}
+    for s in (0.5, 1.0, 2.0):
+        assert by_name['oracle']['aAcc'] >= by_name[s]['aAcc']
     markdown = (results / 'results.md').read_text()
     lines = [ln for ln in markdown.splitlines() if ln.startswith('|')]
     assert lines[0].split('|')[1:8] == [
@@ -74,9 +81,31 @@ def test_writes_markdown_and_json(results, tiny):
         ' aAcc '
     ]
     assert 'category mIoU' in lines[0] and 'vehicle' in lines[0]
-    assert len(lines) == 2 + 6
+    assert len(lines) == 2 + 7
     assert '| TinyNet | DeepLabV3+ | 0.5, 1, 2 | attention |' in markdown
-    assert f'{rows[5]["mIoU"]:.2f}' in lines[-1]
+    assert f'{rows[5]["mIoU"]:.2f}' in lines[-2]
+    assert '| 0.5, 1, 2 | oracle |' in lines[-1]
+
+
+def test_oracle_prediction_hand_case():
+    label = torch.tensor([[0, 1, 2], [3, 255, 1]])
+    a = torch.tensor([[0, 0, 0], [0, 0, 0]])
+    b = torch.tensor([[1, 1, 1], [3, 3, 3]])
+    fallback = torch.tensor([[4, 4, 4], [4, 4, 4]])
+    # right by a at (0,0), by b at (0,1), (1,0); nobody at (0,2), (1,2)
+    expected = torch.tensor([[0, 1, 4], [3, 4, 4]])
+    assert torch.equal(oracle_prediction([a, b], label, fallback), expected)
+    with pytest.raises(ValueError, match="label's size"):
+        oracle_prediction([a[:1]], label, fallback)
+
+
+def test_row_specs_with_explicit_and_oracle():
+    names = [s.name for s in row_specs([1, 0.5, 2], True, explicit=True)]
+    assert names == ['single@0.5', 'single@1', 'single@2', 'mean', 'max',
+                     'attention', 'explicit', 'oracle']
+    names = [s.name for s in row_specs([1, 2], False, oracle=False)]
+    assert names == ['single@1', 'single@2', 'mean', 'max']
+    assert [s.name for s in row_specs([1.0], True)] == ['single@1']
 
 
 def _model_and_loader(tiny, scales, fusion):
@@ -92,9 +121,10 @@ def _model_and_loader(tiny, scales, fusion):
 
 def test_rows_equal_the_models_own_predictions(tiny):
     scales = [0.5, 1.0, 2.0]
-    specs = row_specs(scales, with_attention=True)
+    specs = row_specs(scales, with_attention=True, explicit=True,
+                      oracle=False)
     seen = {}
-    for fusion in ('attention', 'mean', 'max'):
+    for fusion in ('attention', 'explicit', 'mean', 'max'):
         model, loader = _model_and_loader(tiny, scales, fusion)
         for batch in loader:
             with torch.no_grad():
@@ -159,7 +189,7 @@ def test_stock_checkpoint_has_no_attention_rows(tool, tiny, tmp_path):
                       str(tmp_path / 'out')]) == 0
     rows = json.loads((tmp_path / 'out' / 'results.json').read_text())['rows']
     assert [r['fusion'] for r in rows] == [
-        'single', 'single', 'single', 'mean', 'max'
+        'single', 'single', 'single', 'mean', 'max', 'oracle'
     ]
 
 

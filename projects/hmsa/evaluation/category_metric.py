@@ -129,14 +129,18 @@ class CityscapesCategoryMetric(IoUMetric):
             the names of its classes (as in ``dataset_meta['classes']``).
             None (default) means the 7 Cityscapes categories; an empty
             mapping reports only what :class:`IoUMetric` reports.
+        per_class (bool): Also return each class's IoU as
+            ``IoU.<class>``. Defaults to False.
         **kwargs: Arguments of :class:`IoUMetric` (``ignore_index``,
             ``iou_metrics``, ``nan_to_num``, ``output_dir``, ...).
     """
 
     def __init__(self,
                  categories: Optional[Mapping[str, Sequence[str]]] = None,
+                 per_class: bool = False,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        self.per_class = bool(per_class)
         if categories is None:
             categories = CITYSCAPES_CATEGORIES
         self.categories: Dict[str, Tuple[str, ...]] = OrderedDict(
@@ -223,6 +227,9 @@ class CityscapesCategoryMetric(IoUMetric):
             name = key if key == 'aAcc' else 'm' + key
             metrics[name] = float(np.round(np.nanmean(value) * 100, 2))
         ret.pop('aAcc', None)
+        if self.per_class and 'IoU' in ret:
+            for name, value in zip(classes, ret['IoU']):
+                metrics[f'IoU.{name}'] = float(np.round(value * 100, 2))
         table = PrettyTable()
         table.add_column('Class', list(classes))
         for key, value in ret.items():

@@ -1,10 +1,16 @@
 """Evaluate one model at each single scale and with every fusion rule.
 
 The network runs once per image and scale; every row of the result (each
-single scale, ``mean``, ``max`` and hierarchical ``attention`` fusion) is
-derived from those same per-scale outputs with the segmentor's own fusion
-functions and post-processing, so each row equals what
-``tools/test.py`` reports for that setting (same scales, same fusion).
+single scale, ``mean``, ``max``, hierarchical ``attention`` and, for models
+trained that way, ``explicit`` fusion) is derived from those same per-scale
+outputs with the segmentor's own fusion functions and post-processing, so
+each row equals what ``tools/test.py`` reports for that setting (same
+scales, same fusion).
+
+The ``oracle`` row is the headroom of every fusion rule: a pixel counts as
+right when any of the scales' own predictions is right there (elsewhere it
+keeps the 1.0 scale's prediction). It is an upper bound for every rule that
+picks, pixel by pixel, one of the scales' predictions.
 """
 import copy
 import logging
@@ -36,7 +42,8 @@ class RowSpec:
 
     Attributes:
         scales (tuple[float]): The scales the row uses.
-        fusion (str): ``'single'``, ``'mean'``, ``'max'`` or ``'attention'``.
+        fusion (str): ``'single'``, ``'oracle'`` or one of the fusion rules
+            (``'mean'``, ``'max'``, ``'attention'``, ``'explicit'``).
     """
 
     scales: Tuple[float, ...]
@@ -65,16 +72,23 @@ class RowResult:
     metrics: Dict[str, float] = field(default_factory=dict)
 
 
-def row_specs(scales: Sequence[float], with_attention: bool) -> List[RowSpec]:
+def row_specs(scales: Sequence[float],
+              with_attention: bool,
+              explicit: bool = False,
+              oracle: bool = True) -> List[RowSpec]:
     """The rows evaluated for ``scales``.
 
-    Each single scale (ascending), then ``mean`` and ``max`` fusion and, if
-    the head has an attention branch, hierarchical ``attention`` fusion. A
-    single scale gives one row only.
+    Each single scale (ascending), then ``mean`` and ``max`` fusion, if the
+    head has an attention branch hierarchical ``attention`` fusion (and
+    ``explicit`` fusion if asked), and last the ``oracle``. A single scale
+    gives one row only.
 
     Args:
         scales (Sequence[float]): Inference scales; must hold 1.0.
         with_attention (bool): Whether to add the attention row.
+        explicit (bool): Whether to add the explicit-attention row (for a
+            model trained with ``train_cfg.fusion='explicit'``).
+        oracle (bool): Whether to add the oracle row.
 
     Returns:
         list[RowSpec]: The rows, in table order.
@@ -82,9 +96,37 @@ def row_specs(scales: Sequence[float], with_attention: bool) -> List[RowSpec]:
     scales = check_scales(list(scales))
     rows = [RowSpec((s, ), 'single') for s in scales]
     if len(scales) > 1:
-        rules = ['mean', 'max'] + (['attention'] if with_attention else [])
+        rules = ['mean', 'max']
+        if with_attention:
+            rules += ['attention'] + (['explicit'] if explicit else [])
+        if oracle:
+            rules.append('oracle')
         rows += [RowSpec(tuple(scales), rule) for rule in rules]
     return rows
+
+
+def oracle_prediction(preds: Sequence[Tensor], label: Tensor,
+                      fallback: Tensor) -> Tensor:
+    """Per-pixel oracle over several predictions of one image.
+
+    Args:
+        preds (Sequence[Tensor]): Label maps of the same shape, one per
+            scale.
+        label (Tensor): The ground truth, same shape.
+        fallback (Tensor): What a pixel keeps where no prediction is right.
+
+    Returns:
+        Tensor: ``label`` where any prediction equals it, else ``fallback``.
+    """
+    label = label.to(fallback.device)
+    hit = torch.zeros_like(label, dtype=torch.bool)
+    for pred in preds:
+        if pred.shape != label.shape:
+            raise ValueError(
+                f'the oracle needs predictions at the label\'s size '
+                f'{tuple(label.shape)}, got {tuple(pred.shape)}')
+        hit |= pred == label
+    return torch.where(hit, label, fallback)
 
 
 def as_multiscale_model_cfg(model_cfg: dict) -> ConfigDict:
@@ -207,23 +249,45 @@ def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,
     Returns:
         dict[RowSpec, list[Tensor]]: For each row, one (1, H, W) label map
         per image at its original size, as ``pred_sem_seg`` would hold.
+        The ``oracle`` row needs ``gt_sem_seg`` on the data samples.
     """
     metas = [s.metainfo for s in data_samples]
     # one pass per scale; every row is fused from the same outputs
     outputs = model.forward_scales(inputs)
     size = model.output_size(inputs, metas)
     align = model.align_corners
-    preds = {}
-    for spec in specs:
-        if spec.fusion == 'single':
-            logits = outputs[spec.scales[0]].logits
-        else:
-            logits = fuse({s: outputs[s]
-                           for s in spec.scales}, spec.fusion, align)
+
+    def predict(logits: Tensor) -> List[Tensor]:
         logits = resize_to(logits, size, align)
         samples = [SegDataSample(metainfo=m) for m in metas]
         samples = model.postprocess_result(logits, samples)
-        preds[spec] = [s.pred_sem_seg.data for s in samples]
+        return [s.pred_sem_seg.data for s in samples]
+
+    singles = {}
+
+    def single(scale: float) -> List[Tensor]:
+        if scale not in singles:
+            singles[scale] = predict(outputs[scale].logits)
+        return singles[scale]
+
+    preds = {}
+    for spec in specs:
+        if spec.fusion == 'single':
+            preds[spec] = single(spec.scales[0])
+        elif spec.fusion == 'oracle':
+            if not all('gt_sem_seg' in s for s in data_samples):
+                raise ValueError('the oracle row needs the ground truth '
+                                 '(gt_sem_seg) of every image')
+            preds[spec] = [
+                oracle_prediction([single(s)[i] for s in spec.scales],
+                                  sample.gt_sem_seg.data,
+                                  single(1.0)[i])
+                for i, sample in enumerate(data_samples)
+            ]
+        else:
+            preds[spec] = predict(
+                fuse({s: outputs[s]
+                      for s in spec.scales}, spec.fusion, align))
     return preds
 
 
@@ -257,6 +321,7 @@ def evaluate_rows(model: HMSAEncoderDecoder,
     metric_cfg = dict(metric_cfg or {})
     if not has_cityscapes_classes(dataset_meta['classes']):
         metric_cfg.setdefault('categories', {})
+    metric_cfg.setdefault('per_class', True)
     metrics = {}
     for spec in specs:
         metric = CityscapesCategoryMetric(**metric_cfg)
