@@ -26,7 +26,7 @@ def test_quick_run_reports_all_ratios(bench_tool, tmp_path, capsys):
     assert printed.startswith('machine: ')
     assert f'torch {torch.__version__} (1 threads)' in result['machine']
     names = {r['name'] for r in result['ratios']}
-    assert len(names) == 4 and len(result['ratios']) == 6
+    assert len(names) == 6 and len(result['ratios']) == 9
     for row in result['ratios']:
         assert row['ratio'] is not None and row['ratio'] > 0, row
         if row['target'] is not None:
@@ -34,7 +34,8 @@ def test_quick_run_reports_all_ratios(bench_tool, tmp_path, capsys):
     for name, seconds in result['median_seconds'].items():
         assert seconds > 0, name
     assert set(result['peak_memory_mb']) == {
-        'stock_step', 'hmsa_step', 'attention_only_step'
+        'stock_step', 'hmsa_step', 'attention_only_step',
+        'attention_pairs_step', 'explicit_step'
     }
     assert all(mb > 0 for mb in result['peak_memory_mb'].values())
     assert '| (a) HMSA vs stock model at the same scales | time |' in printed
@@ -77,5 +78,8 @@ def test_ratio_bookkeeping(bench_tool):
     assert got[('(c)', 'memory')] == (pytest.approx(1.4), False)
     assert got[('(d)', 'time')] == (pytest.approx(0.7 / 1.3), False)
     assert got[('(d)', 'memory')] == (pytest.approx(0.3 / 1.4), None)
+    # no time or memory measured for (e) and (f): no ratio
+    assert got[('(e)', 'time')] == (None, None)
+    assert got[('(f)', 'memory')] == (None, None)
     assert all(r['ratio'] is None for r in bench_tool.compute_ratios(
         times, {}) if r['quantity'] == 'memory')

@@ -64,7 +64,8 @@ from projects.hmsa.stock import STOCK_DEEPLABV3PLUS  # noqa: E402
 
 INFERENCE_VARIANTS = ('hmsa_infer', 'stock_at_scales', 'hmsa_from_file',
                       'tta_from_file')
-TRAIN_VARIANTS = ('stock_step', 'hmsa_step', 'attention_only_step')
+TRAIN_VARIANTS = ('stock_step', 'hmsa_step', 'attention_only_step',
+                  'attention_pairs_step', 'explicit_step')
 VARIANT_TEXT = {
     'hmsa_infer': 'HMSA inference, attention fusion',
     'stock_at_scales': 'stock model, one pass per scale',
@@ -73,6 +74,8 @@ VARIANT_TEXT = {
     'stock_step': 'stock training step (1.0 scale)',
     'hmsa_step': 'HMSA training step (two scales)',
     'attention_only_step': 'HMSA attention-only training step',
+    'attention_pairs_step': 'attention-only step, pairs (0.5,1), (1,2)',
+    'explicit_step': 'explicit attention step (0.5, 1, 2), all weights',
 }
 #: (name, numerator, denominator, quantity, target)
 RATIOS = (
@@ -86,6 +89,12 @@ RATIOS = (
     ('(d) attention-only step vs HMSA step', 'attention_only_step',
      'hmsa_step', 'time', 0.5),
     ('(d) attention-only step vs HMSA step', 'attention_only_step',
+     'hmsa_step', 'memory', None),
+    ('(e) attention-only, two pairs vs HMSA step', 'attention_pairs_step',
+     'hmsa_step', 'time', None),
+    ('(f) explicit attention step vs HMSA step', 'explicit_step',
+     'hmsa_step', 'time', None),
+    ('(f) explicit attention step vs HMSA step', 'explicit_step',
      'hmsa_step', 'memory', None),
 )
 
@@ -204,7 +213,9 @@ def model_configs(args: argparse.Namespace) -> Dict[str, dict]:
         args (argparse.Namespace): Parsed arguments.
 
     Returns:
-        dict[str, dict]: ``stock``, ``hmsa`` and ``attention_only``.
+        dict[str, dict]: ``stock``, ``hmsa``, ``attention_only``,
+        ``attention_pairs`` (attention-only on two pairs) and ``explicit``
+        (explicit attention over 0.5, 1, 2, all weights trained).
     """
     from projects.hmsa.stock import stock_model_cfg
     model = stock_model_cfg(args.trunk)
@@ -220,7 +231,18 @@ def model_configs(args: argparse.Namespace) -> Dict[str, dict]:
         mode='whole', scales=list(args.scales), fusion='attention')
     attention_only = copy.deepcopy(hmsa)
     attention_only['train_cfg']['attention_only'] = True
-    return dict(stock=stock, hmsa=hmsa, attention_only=attention_only)
+    attention_pairs = copy.deepcopy(attention_only)
+    attention_pairs['train_cfg']['scale_pairs'] = [[args.lo_scale, 1.0],
+                                                   [1.0, 2.0]]
+    explicit = copy.deepcopy(hmsa)
+    explicit['train_cfg'] = dict(
+        fusion='explicit', explicit_scales=[0.5, 1.0, 2.0])
+    return dict(
+        stock=stock,
+        hmsa=hmsa,
+        attention_only=attention_only,
+        attention_pairs=attention_pairs,
+        explicit=explicit)
 
 
 class Bench:
@@ -279,7 +301,7 @@ class Bench:
         elif name == 'tta':
             from mmseg.models import SegTTAModel
             model = SegTTAModel(module=self.model('stock_eval')).eval()
-        elif name in ('stock_train', 'hmsa_train', 'attention_only_train'):
+        elif name.endswith('_train') and name[:-len('_train')] in self.cfgs:
             key = name[:-len('_train')]
             model = self._build(key)
             torch.manual_seed(0)

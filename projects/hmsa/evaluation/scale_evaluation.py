@@ -23,7 +23,7 @@ from mmengine.logging import MMLogger
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
-from ..models import HMSAEncoderDecoder, check_scales, fuse
+from ..models import HMSAEncoderDecoder, check_scales
 from ..models.fusion import resize_to
 from .category_metric import CityscapesCategoryMetric
 
@@ -286,8 +286,8 @@ def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,
             ]
         else:
             preds[spec] = predict(
-                fuse({s: outputs[s]
-                      for s in spec.scales}, spec.fusion, align))
+                model.fuse_outputs({s: outputs[s]
+                                    for s in spec.scales}, spec.fusion))
     return preds
 
 

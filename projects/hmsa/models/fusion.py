@@ -5,7 +5,7 @@ The segmentor calls these; the tests compare them with an independent
 implementation of the formulas.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +72,15 @@ def fuse_two_scales(low: ScaleOutput,
     return weighted + (1 - attn) * high.logits
 
 
+#: Attention computed during fusion: (a scale's logits, the running fused
+#: logits on the same grid) -> attention in (0, 1) on that grid.
+AttendFn = Callable[[Tensor, Tensor], Tensor]
+
+
 def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
                       align_corners: bool = False,
-                      require_unit: bool = True) -> Tensor:
+                      require_unit: bool = True,
+                      attend: Optional[AttendFn] = None) -> Tensor:
     """Chain the pairwise attention over any set of scales containing 1.0.
 
     Scales are visited from the highest down; the highest one's prediction
@@ -93,31 +99,59 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
         align_corners (bool): ``align_corners`` of the resizing.
         require_unit (bool): Refuse outputs without the 1.0 scale. Without
             it, scales below 1 fuse on the grid of the running prediction.
+        attend (callable, optional): Computes ``a_s`` from the scale's
+            logits and the running prediction resized to its grid (a branch
+            that reads the higher scales); None: ``a_s`` is each output's
+            ``attention``.
 
     Returns:
         Tensor: Fused logits on the 1.0 scale's grid (with 1.0 present).
+    """
+    return hierarchical_chain(outputs, align_corners, require_unit,
+                              attend)[0]
+
+
+def hierarchical_chain(
+        outputs: Dict[float, ScaleOutput],
+        align_corners: bool = False,
+        require_unit: bool = True,
+        attend: Optional[AttendFn] = None
+) -> Tuple[Tensor, Dict[float, Tensor]]:
+    """:func:`hierarchical_fuse` that also returns the attention it used.
+
+    Returns:
+        tuple: The fused logits and ``{scale: a_s}`` for every scale but
+        the highest, each on its scale's own grid.
     """
     if require_unit:
         _check_has_unit_scale(outputs)
     order = sorted(outputs, reverse=True)
     pred = outputs[order[0]].logits
+    used = {}
     for scale in order[1:]:
         out = outputs[scale]
-        if out.attention is None:
+        if attend is not None:
+            attention = attend(
+                out.logits,
+                resize_to(pred, out.logits.shape[-2:], align_corners))
+        elif out.attention is None:
             raise ValueError(
                 f'attention fusion needs an attention map at scale {scale}; '
                 'the decode head has no attention branch (use fusion '
                 '"mean" or "max", or an HMSA head)')
+        else:
+            attention = out.attention
+        used[scale] = attention
         if scale >= 1.0:
             pred = resize_to(pred, out.logits.shape[-2:], align_corners)
-            pred = out.attention * out.logits + (1 - out.attention) * pred
+            pred = attention * out.logits + (1 - attention) * pred
         else:
             size = pred.shape[-2:]
-            attn = resize_to(out.attention, size, align_corners)
-            weighted = resize_to(out.attention * out.logits, size,
+            attn = resize_to(attention, size, align_corners)
+            weighted = resize_to(attention * out.logits, size,
                                  align_corners)
             pred = weighted + (1 - attn) * pred
-    return pred
+    return pred, used
 
 
 def attention_scores(attention: Tensor, eps: float = 1e-6) -> Tensor:
@@ -179,10 +213,14 @@ def max_fuse(outputs: Dict[float, ScaleOutput],
 
 def fuse(outputs: Dict[float, ScaleOutput],
          rule: str,
-         align_corners: bool = False) -> Tensor:
-    """Fuse per-scale outputs with ``rule`` (one of :data:`FUSION_RULES`)."""
+         align_corners: bool = False,
+         attend: Optional[AttendFn] = None) -> Tensor:
+    """Fuse per-scale outputs with ``rule`` (one of :data:`FUSION_RULES`).
+
+    ``attend`` is passed to :func:`hierarchical_fuse` (``'attention'``).
+    """
     if rule == 'attention':
-        return hierarchical_fuse(outputs, align_corners)
+        return hierarchical_fuse(outputs, align_corners, attend=attend)
     if rule == 'explicit':
         return explicit_fuse(outputs, align_corners)
     if rule == 'mean':

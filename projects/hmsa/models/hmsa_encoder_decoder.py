@@ -25,6 +25,7 @@ from .fusion import (
     ScaleOutput,
     explicit_fuse,
     fuse,
+    hierarchical_chain,
     hierarchical_fuse,
     resize_to,
     scaled_size,
@@ -156,6 +157,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
         self.train_cfg = self._complete_train_cfg(train_cfg)
         self.test_cfg = self._complete_test_cfg(test_cfg)
         self._test_settings()  # fail at build time on a bad test_cfg
+        if self.train_cfg.fusion == 'explicit' and self.attention_reads_higher:
+            raise ValueError(
+                'train_cfg.fusion="explicit" needs an attention score per '
+                'scale; this branch reads the higher scales\' prediction '
+                '(attention_cfg.inputs holds "higher")')
         if self.attention_only:
             if not self.with_attention:
                 raise ValueError(
@@ -171,6 +177,25 @@ class HMSAEncoderDecoder(EncoderDecoder):
     def with_attention(self) -> bool:
         """Whether the decode head has an attention branch."""
         return hasattr(self.decode_head, 'forward_scale')
+
+    @property
+    def attention_reads_higher(self) -> bool:
+        """Whether the attention is computed during fusion, from a scale's
+        logits and the higher scales' prediction (``attention_cfg.inputs``
+        holds ``'higher'``), rather than with each scale's outputs."""
+        return self.with_attention and self.decode_head.attention_reads_higher
+
+    def _attend_fn(self):
+        """What the hierarchical fusion computes attention with (None: it
+        reads each scale's own ``attention``)."""
+        return self.decode_head.attend_higher \
+            if self.attention_reads_higher else None
+
+    def fuse_outputs(self, outputs: Dict[float, ScaleOutput],
+                     rule: str) -> Tensor:
+        """Fuse per-scale outputs (:meth:`forward_scales`) with ``rule``,
+        with this model's attention branch."""
+        return fuse(outputs, rule, self.align_corners, self._attend_fn())
 
     @property
     def attention_only(self) -> bool:
@@ -277,6 +302,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 f'test_cfg.fusion="{fusion}" needs a decode head with an '
                 f'attention branch; {type(self.decode_head).__name__} has '
                 'none (use fusion "mean" or "max", or an HMSA head)')
+        if fusion == 'explicit' and self.attention_reads_higher:
+            raise ValueError(
+                'test_cfg.fusion="explicit" needs an attention score per '
+                'scale; this branch reads the higher scales\' prediction '
+                '(attention_cfg.inputs holds "higher"): use "attention"')
         mode = cfg.get('mode', 'whole')
         if mode not in ('whole', 'slide'):
             raise ValueError('test_cfg.mode must be "whole" or "slide", got '
@@ -348,7 +378,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         n, _, h_img, w_img = inputs.shape
         h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        with_attention = with_attention and self.with_attention
+        with_attention = with_attention and self.with_attention \
+            and not self.attention_reads_higher
         channels = self.out_channels + int(with_attention)
         total = inputs.new_zeros((n, channels, h_img, w_img))
         count = inputs.new_zeros((1, 1, h_img, w_img))
@@ -461,7 +492,18 @@ class HMSAEncoderDecoder(EncoderDecoder):
         else:
             needed = ()
         outputs = self.forward_scales(inputs, needed)
-        fused = fuse(outputs, fusion, self.align_corners)
+        if keep_scales and self.attention_reads_higher:
+            # the attention exists only inside the chain: keep what it used
+            fused, used = hierarchical_chain(outputs, self.align_corners,
+                                             attend=self._attend_fn())
+            if fusion != 'attention':
+                fused = self.fuse_outputs(outputs, fusion)
+            outputs = {
+                s: ScaleOutput(logits=o.logits, attention=used.get(s))
+                for s, o in outputs.items()
+            }
+        else:
+            fused = self.fuse_outputs(outputs, fusion)
         size = self.output_size(inputs, batch_img_metas)
         fused = resize_to(fused, size, self.align_corners)
         if not keep_scales:
@@ -583,8 +625,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
         with torch.no_grad():
             feats = self.extract_feat(x)
             attn_in, logits = self.decode_head.decode(feats)
-        attention = self.decode_head.attend(attn_in) if with_attention \
-            else None
+        attention = None
+        if with_attention and not self.attention_reads_higher:
+            attention = self.decode_head.attend(attn_in, logits)
         return ScaleOutput(logits=logits, attention=attention), feats
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
@@ -630,7 +673,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
                     'decode'))
         for pair in pairs:
             fused = hierarchical_fuse({s: outputs[s]
-                                       for s in pair}, self.align_corners)
+                                       for s in pair},
+                                      self.align_corners,
+                                      attend=self._attend_fn())
             terms = self.decode_head.loss_by_feat(fused, data_samples)
             if len(pairs) == 1:
                 losses.update(add_prefix(terms, 'decode'))

@@ -249,7 +249,8 @@ class HMSALocalVisualizer(SegLocalVisualizer):
                 continue
             attention = _to_numpy(out.attention)
             caption = f'scale {_format_scale(s)} attention'
-            if float(s) == highest and len(scales) > 1:
+            if float(s) == highest and len(scales) > 1 \
+                    and fusion != 'explicit':
                 caption += ' (unused)'
             else:
                 caption += (f', {np.nanmin(attention):.2f} to '

@@ -121,3 +121,45 @@ def test_aspp_head_variant():
             num_classes=NUM_CLASSES)).eval()
     head.load_state_dict(stock.state_dict(), strict=False)
     torch.testing.assert_close(head(features()), stock(features()))
+
+
+@pytest.mark.parametrize('inputs,channels', [
+    (['features'], 16 + 8),
+    (['probs'], NUM_CLASSES),
+    (['features', 'probs'], 24 + NUM_CLASSES),
+    (['probs', 'higher'], 2 * NUM_CLASSES),
+    ('higher', NUM_CLASSES),
+])
+def test_attention_inputs(inputs, channels):
+    head = build_head(
+        attention_cfg=dict(type='bottleneck', channels=8,
+                           inputs=inputs)).eval()
+    first = head.attention.convs[0].conv
+    assert first.in_channels == channels
+    out = head.forward_scale(features())
+    if head.attention_reads_higher:
+        # computed during fusion, from the logits and the higher scales'
+        assert out.attention is None
+        higher = torch.randn_like(out.logits)
+        a = head.attend_higher(out.logits, higher)
+        assert a.shape == (2, 1, 8, 8) and ((a > 0) & (a < 1)).all()
+        # it reads exactly the two probability maps, in that order
+        parts = [higher.softmax(1)]
+        if 'probs' in inputs:
+            parts.insert(0, out.logits.softmax(1))
+        torch.testing.assert_close(a, head.attention(torch.cat(parts, 1)))
+        with pytest.raises(ValueError, match='attend_higher'):
+            head.attend(None, out.logits)
+    else:
+        assert out.attention.shape == (2, 1, 8, 8)
+
+
+@pytest.mark.parametrize('inputs,match', [
+    (['features', 'higher'], 'cannot also'),
+    (['colour'], 'distinct entries'),
+    ([], 'non-empty'),
+    (['probs', 'probs'], 'distinct'),
+])
+def test_bad_attention_inputs(inputs, match):
+    with pytest.raises(ValueError, match=match):
+        build_head(attention_cfg=dict(inputs=inputs))

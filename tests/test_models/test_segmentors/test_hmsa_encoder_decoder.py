@@ -459,3 +459,87 @@ def test_a_chain_trains_exactly_the_inference_fusion():
     torch.testing.assert_close(
         losses['decode.loss_ce'],
         model.decode_head.loss_by_feat(fused, samples)['loss_ce'])
+
+
+# --------------------------------- a branch that reads the higher scales
+def _higher_model(**train_cfg):
+    head = tiny_sep_aspp_head(
+        attention_cfg=dict(type='bottleneck', channels=8,
+                           inputs=['probs', 'higher']))
+    return build(
+        tiny_segmentor(
+            head=head,
+            train_cfg=train_cfg,
+            test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0])))
+
+
+def _reference_higher_chain(model, outputs):
+    """The chain written out: a_s = branch(probs_s, probs(pred on s))."""
+    branch = model.decode_head.attention
+    pred = outputs[2.0].logits
+    attention = {}
+    for s in (1.0, 0.5):
+        p = outputs[s].logits
+        a = branch(
+            torch.cat([p.softmax(1),
+                       _resize(pred, p.shape[-2:]).softmax(1)], 1))
+        attention[s] = a
+        if s >= 1.0:
+            pred = a * p + (1 - a) * _resize(pred, p.shape[-2:])
+        else:
+            size = pred.shape[-2:]
+            pred = _resize(a * p, size) + (1 - _resize(a, size)) * pred
+    return pred, attention
+
+
+def test_higher_branch_inference_matches_the_written_out_chain():
+    model = _higher_model().eval()
+    x = images()
+    with torch.no_grad():
+        outputs = model.forward_scales(x)
+        assert all(o.attention is None for o in outputs.values())
+        fused = model.inference(
+            x, [s.metainfo for s in make_samples(2, 64, 64)])
+        expected, attention = _reference_higher_chain(model, outputs)
+    torch.testing.assert_close(
+        fused, _resize(expected, (64, 64)), rtol=1e-5, atol=1e-5)
+    # the per-scale outputs carry the attention the chain used
+    model.test_cfg.return_scales = True
+    with torch.no_grad():
+        results = model.predict(x, make_samples(2, 64, 64))
+    scale_outputs = results[0].scale_outputs
+    assert 'attention' not in scale_outputs[2.0]
+    torch.testing.assert_close(
+        scale_outputs[0.5].attention,
+        _resize(attention[0.5], (64, 64))[0],
+        rtol=1e-5,
+        atol=1e-5)
+
+
+def test_higher_branch_slide_mode_and_training():
+    model = _higher_model(
+        scale_pairs=[[0.5, 1.0, 2.0]], attention_only=True).eval()
+    model.test_cfg.update(mode='slide', crop_size=(48, 48), stride=(32, 32))
+    with torch.no_grad():
+        assert model.predict(images())[0].pred_sem_seg.data.shape == (1, 64,
+                                                                      64)
+    model.test_cfg.update(mode='whole')
+    x, samples = images(), make_samples(2, 64, 64)
+    losses = model.loss(x, samples)
+    with torch.no_grad():
+        expected, _ = _reference_higher_chain(model, model.forward_scales(x))
+    torch.testing.assert_close(
+        losses['decode.loss_ce'],
+        model.decode_head.loss_by_feat(expected, samples)['loss_ce'])
+    losses['decode.loss_ce'].backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and all(n.startswith('decode_head.attention.') for n in grads)
+
+
+def test_higher_branch_refuses_explicit_fusion():
+    with pytest.raises(ValueError, match='attention score per scale'):
+        _higher_model(fusion='explicit')
+    model = _higher_model()
+    model.test_cfg.fusion = 'explicit'
+    with pytest.raises(ValueError, match='attention score per scale'):
+        model.predict(images())

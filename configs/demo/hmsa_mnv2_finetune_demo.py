@@ -1,0 +1,23 @@
+# Step 3 of the staged workflow on the demo data: every weight of the HMSA
+# model trained end to end with two scales, starting from the attention-only
+# (or single-scale) checkpoint, at a tenth of the single-scale learning rate.
+_base_ = ['./hmsa_mnv2_demo.py']
+
+load_from = 'work_dirs/demo/hmsa_attention_only/iter_100.pth'
+
+max_iters = 100
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=1e-6,
+        power=0.9,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))

@@ -1,0 +1,377 @@
+"""A multi-seed study of the training recipes, every scale and fusion rule.
+
+For each seed the study trains the single-scale model once, then every
+recipe (attention-only on one or several scale pairs, explicit attention,
+end-to-end fine-tuning, end-to-end from scratch), evaluates each checkpoint
+with ``tools/eval_scales.py`` (single scales, mean, max, attention,
+explicit, oracle) and reports every row as mean +- standard deviation over
+the seeds, with the paired differences that decide whether a recipe beats
+the best single scale and mean fusion or ties them.
+
+A difference counts as a win (or a loss) only when its mean exceeds twice
+the seeds' standard deviation of that difference; anything smaller is a
+tie.
+"""
+import json
+import os.path as osp
+import statistics
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from . import workflow
+
+#: Rows of a results table in the order the study prints them.
+ROW_ORDER = ('single@0.5', 'single@1', 'single@2', 'mean', 'max',
+             'attention', 'explicit', 'oracle')
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way of training the multi-scale model.
+
+    Attributes:
+        name (str): Short name, used for folders and table rows.
+        description (str): One line for the table.
+        config (str): The config ``tools/train.py`` runs.
+        options (tuple[str]): ``--cfg-options`` on top of the config.
+        start (str): ``'single'``: ``load_from`` the seed's single-scale
+            checkpoint; ``'scratch'``: the config's own initialisation.
+        iters (int, optional): Training iterations; None: the config's.
+        fusion (str): The row the recipe is judged by (``'attention'`` or
+            ``'explicit'``).
+    """
+
+    name: str
+    description: str
+    config: str
+    options: Tuple[str, ...] = ()
+    start: str = 'single'
+    iters: Optional[int] = None
+    fusion: str = 'attention'
+
+
+def demo_recipes(single_iters: int = 120,
+                 attention_iters: int = 100) -> Dict[str, Recipe]:
+    """The recipes of the study on the demo configs (``configs/demo``)."""
+    attn = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_attn-only_demo.py')
+    finetune = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_finetune_demo.py')
+    scratch = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_demo.py')
+    one_pair = 'model.train_cfg.scale_pairs=[[0.5,1.0]]'
+    two_pairs = 'model.train_cfg.scale_pairs=[[0.5,1.0],[1.0,2.0]]'
+    recipes = [
+        Recipe('attn-0.5-1', 'attention only, pair (0.5, 1)', attn,
+               (one_pair, ), iters=attention_iters),
+        Recipe('attn-pairs', 'attention only, pairs (0.5, 1) and (1, 2)',
+               attn, (two_pairs, ), iters=attention_iters),
+        Recipe('explicit', 'explicit attention (Chen et al.), attention '
+               'only, scales 0.5, 1, 2', attn,
+               ('model.train_cfg.fusion=explicit', ),
+               iters=attention_iters, fusion='explicit'),
+        Recipe('e2e-finetune', 'all weights from the single-scale model, '
+               'pair (0.5, 1)', finetune, (one_pair, ),
+               iters=attention_iters),
+        Recipe('e2e-scratch', 'all weights from scratch, pair (0.5, 1)',
+               scratch, (one_pair, ), start='scratch',
+               iters=single_iters + attention_iters),
+    ]
+    return {r.name: r for r in recipes}
+
+
+@dataclass
+class Summary:
+    """Mean and spread of one quantity over seeds.
+
+    Attributes:
+        values (list[float]): One value per seed (None: missing).
+    """
+
+    values: List[Optional[float]] = field(default_factory=list)
+
+    @property
+    def present(self) -> List[float]:
+        return [v for v in self.values if v is not None]
+
+    @property
+    def mean(self) -> Optional[float]:
+        vals = self.present
+        return statistics.fmean(vals) if vals else None
+
+    @property
+    def std(self) -> Optional[float]:
+        vals = self.present
+        if not vals:
+            return None
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+    def verdict(self) -> str:
+        """``'win'``, ``'loss'`` or ``'tie'`` for a difference."""
+        mean, std = self.mean, self.std
+        if mean is None or len(self.present) < 2:
+            return 'n/a'
+        if mean > 2 * std and mean > 0:
+            return 'win'
+        if mean < -2 * std and mean < 0:
+            return 'loss'
+        return 'tie'
+
+    def format(self, sign: bool = False) -> str:
+        mean, std = self.mean, self.std
+        if mean is None:
+            return '-'
+        text = f'{mean:+.2f}' if sign else f'{mean:.2f}'
+        return f'{text} ± {std:.2f}'
+
+
+def row_name(row: dict) -> str:
+    """The study's name of a results.json row (``single@0.5``, ``mean``)."""
+    if row['fusion'] == 'single':
+        return f'single@{row["scales"][0]:g}'
+    return row['fusion']
+
+
+def read_rows(path: str) -> Dict[str, float]:
+    """mIoU of every row of one ``results.json``."""
+    with open(path) as f:
+        summary = json.load(f)
+    return {row_name(r): r['mIoU'] for r in summary['rows']}
+
+
+def comparisons(rows: Dict[str, float], fusion: str) -> Dict[str, float]:
+    """Paired differences of one seed's rows for a recipe's fusion row.
+
+    Returns:
+        dict: ``vs_best_single`` and ``vs_mean`` (mIoU differences) and
+        ``oracle_gap_closed`` (the share of the gap between the best single
+        scale and the oracle that the fusion closes), each only when the
+        rows it needs are there.
+    """
+    out = {}
+    singles = [v for k, v in rows.items()
+               if k.startswith('single@') and v is not None]
+    value = rows.get(fusion)
+    if value is None or not singles:
+        return out
+    best = max(singles)
+    out['vs_best_single'] = value - best
+    if rows.get('mean') is not None:
+        out['vs_mean'] = value - rows['mean']
+    oracle = rows.get('oracle')
+    if oracle is not None and oracle > best:
+        out['oracle_gap_closed'] = (value - best) / (oracle - best)
+    return out
+
+
+def aggregate(per_seed: Dict[str, List[Dict[str, float]]],
+              recipes: Dict[str, Recipe]) -> Dict[str, dict]:
+    """Mean and spread of every row and comparison, per recipe.
+
+    Args:
+        per_seed (dict): Recipe name (or ``'single-scale'``) to one row dict
+            (from :func:`read_rows`) per seed.
+        recipes (dict): The recipes, for their judged fusion row.
+
+    Returns:
+        dict: Recipe name to ``rows`` and ``comparisons``, each a mapping
+        of name to :class:`Summary`.
+    """
+    out = {}
+    for name, seeds in per_seed.items():
+        rows = {}
+        for key in ROW_ORDER:
+            values = [s.get(key) for s in seeds]
+            if any(v is not None for v in values):
+                rows[key] = Summary(values)
+        fusion = recipes[name].fusion if name in recipes else None
+        comps = {}
+        if fusion is not None:
+            per = [comparisons(s, fusion) for s in seeds]
+            for key in ('vs_best_single', 'vs_mean', 'oracle_gap_closed'):
+                values = [p.get(key) for p in per]
+                if any(v is not None for v in values):
+                    comps[key] = Summary(values)
+        out[name] = dict(rows=rows, comparisons=comps, fusion=fusion)
+    return out
+
+
+def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
+             seeds: Sequence[int]) -> str:
+    """The study's tables: mIoU per row, then the judged comparisons."""
+    columns = [k for k in ROW_ORDER
+               if any(k in r['rows'] for r in results.values())]
+    head = ['recipe', *columns]
+    lines = [
+        f'mIoU, mean ± std over seeds {", ".join(map(str, seeds))}:', '',
+        '| ' + ' | '.join(head) + ' |',
+        '|' + '|'.join('---' for _ in head) + '|'
+    ]
+    for name, res in results.items():
+        cells = [name] + [
+            res['rows'][c].format() if c in res['rows'] else '-'
+            for c in columns
+        ]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += [
+        '', 'The judged fusion row of each recipe against the best single '
+        'scale and mean fusion of the same checkpoint (paired per seed; a '
+        'win or loss needs |mean| > 2 std), and the share of the gap '
+        'between the best single scale and the oracle it closes:', '',
+        '| recipe | what | fusion | vs best single | vs mean | '
+        'oracle gap closed |', '|---|---|---|---|---|---|'
+    ]
+    for name, res in results.items():
+        comps = res['comparisons']
+        if not comps:
+            continue
+
+        def cell(key: str) -> str:
+            if key not in comps:
+                return '-'
+            text = comps[key].format(sign=True)
+            if key == 'oracle_gap_closed':
+                return text
+            return f'{text} ({comps[key].verdict()})'
+
+        lines.append(f'| {name} | {recipes[name].description} | '
+                     f'{res["fusion"]} | {cell("vs_best_single")} | '
+                     f'{cell("vs_mean")} | {cell("oracle_gap_closed")} |')
+    return '\n'.join(lines)
+
+
+def to_json(results: Dict[str, dict]) -> Dict[str, dict]:
+    """The aggregate as plain numbers (per-seed values, mean, std)."""
+
+    def plain(s: Summary) -> dict:
+        return dict(values=s.values, mean=s.mean, std=s.std)
+
+    out = {}
+    for name, res in results.items():
+        out[name] = dict(
+            fusion=res['fusion'],
+            rows={k: plain(v) for k, v in res['rows'].items()},
+            comparisons={
+                k: dict(plain(v), verdict=v.verdict())
+                for k, v in res['comparisons'].items()
+            })
+    return out
+
+
+@dataclass
+class StudySettings:
+    """What :func:`run_study` runs.
+
+    Attributes:
+        seeds (list[int]): Training seeds (``randomness.seed``).
+        recipes (list[Recipe]): The recipes.
+        work_dir (str): Where every run, log and table goes.
+        single_config (str): The single-scale model's config.
+        single_iters (int, optional): Its iterations (None: the config's).
+        eval_config (str): The HMSA config the single-scale checkpoint is
+            evaluated through (mean/max/oracle rows).
+        options (list[str]): ``--cfg-options`` for every run (data, sizes).
+        scales (list[float]): Evaluation scales.
+        reuse (bool): Keep the results of runs already finished in
+            ``work_dir`` (same seed, recipe and settings) instead of
+            repeating them.
+    """
+
+    seeds: List[int]
+    recipes: List[Recipe]
+    work_dir: str
+    single_config: str
+    eval_config: str
+    single_iters: Optional[int] = None
+    options: List[str] = field(default_factory=list)
+    scales: List[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    reuse: bool = True
+
+
+def _done(results: str, settings: dict, reuse: bool) -> bool:
+    """Whether a finished run with the same settings can be reused."""
+    stamp = results + '.settings'
+    if not (reuse and osp.isfile(results) and osp.isfile(stamp)):
+        return False
+    with open(stamp) as f:
+        return json.load(f) == settings
+
+
+def _stamp(results: str, settings: dict) -> None:
+    with open(results + '.settings', 'w') as f:
+        json.dump(settings, f)
+
+
+def run_study(st: StudySettings) -> Dict[str, dict]:
+    """Train and evaluate every recipe for every seed; aggregate.
+
+    Every step is a subprocess of the repository's tools; each writes its
+    log next to its outputs under ``work_dir/seed<N>/<recipe>/``.
+
+    Returns:
+        dict: What :func:`aggregate` returns; ``study.md`` and
+        ``study.json`` in ``work_dir`` hold the same.
+    """
+    recipes = {r.name: r for r in st.recipes}
+    per_seed: Dict[str, List[Dict[str, float]]] = {'single-scale': []}
+    per_seed.update({name: [] for name in recipes})
+    for seed in st.seeds:
+        seed_dir = osp.join(st.work_dir, f'seed{seed}')
+        common = [f'randomness.seed={seed}', *st.options]
+
+        def evaluate(name: str, config: str, ckpt: str, settings: dict,
+                     model_options: Sequence[str] = ()) -> Dict[str, float]:
+            out = osp.join(seed_dir, name, 'eval')
+            results = workflow.eval_scales(
+                config, ckpt, out, st.scales,
+                [*st.options, *model_options],
+                log=osp.join(out, 'eval.log'))
+            _stamp(results, settings)
+            return read_rows(results)
+
+        single_dir = osp.join(seed_dir, 'single-scale')
+        settings = dict(config=st.single_config, iters=st.single_iters,
+                        options=common, scales=st.scales)
+        results = osp.join(single_dir, 'eval', 'results.json')
+        if _done(results, settings, st.reuse):
+            print(f'seed {seed}: single-scale model: reusing {results}')
+            single_ckpt = workflow.last_checkpoint(single_dir)
+            rows = read_rows(results)
+        else:
+            print(f'seed {seed}: training the single-scale model', flush=True)
+            single_ckpt = workflow.train(
+                st.single_config, single_dir,
+                common + workflow.schedule_options(st.single_iters),
+                log=osp.join(single_dir, 'train.log'))
+            rows = evaluate('single-scale', st.eval_config, single_ckpt,
+                            settings)
+        rows.pop('attention', None)  # the branch is untrained here
+        per_seed['single-scale'].append(rows)
+
+        for recipe in st.recipes:
+            run_dir = osp.join(seed_dir, recipe.name)
+            options = common + list(recipe.options)
+            options += workflow.schedule_options(recipe.iters)
+            if recipe.start == 'single':
+                options.append(f'load_from={single_ckpt}')
+            settings = dict(config=recipe.config, options=options,
+                            scales=st.scales)
+            results = osp.join(run_dir, 'eval', 'results.json')
+            if _done(results, settings, st.reuse):
+                print(f'seed {seed}: {recipe.name}: reusing {results}')
+                per_seed[recipe.name].append(read_rows(results))
+                continue
+            print(f'seed {seed}: {recipe.name}: {recipe.description}',
+                  flush=True)
+            ckpt = workflow.train(recipe.config, run_dir, options,
+                                  log=osp.join(run_dir, 'train.log'))
+            per_seed[recipe.name].append(
+                evaluate(recipe.name, recipe.config, ckpt, settings,
+                         recipe.options))
+
+    results = aggregate(per_seed, recipes)
+    table = markdown(results, recipes, st.seeds)
+    with open(osp.join(st.work_dir, 'study.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(osp.join(st.work_dir, 'study.json'), 'w') as f:
+        json.dump(dict(seeds=st.seeds, scales=st.scales,
+                       recipes={n: r.description for n, r in recipes.items()},
+                       results=to_json(results)), f, indent=2)
+    return results

@@ -1,0 +1,167 @@
+"""Steps of the users' workflow, run through the repository's own tools.
+
+``tools/demo.py`` and ``tools/study.py`` chain these: make data, train a
+single-scale model, train HMSA from it, evaluate every scale and fusion
+rule. Each step is a subprocess of a tool under ``tools/`` (exactly what a
+user types), so a study measures the same code paths a user runs.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import List, Optional, Sequence
+
+#: The repository root (``projects/hmsa`` lives two folders below it).
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
+
+
+class StepFailed(RuntimeError):
+    """A tool run by the workflow exited with an error."""
+
+
+def tool(name: str) -> str:
+    """Path of ``tools/<name>.py``."""
+    return osp.join(TOOLS, f'{name}.py')
+
+
+def shown(command: Sequence[str]) -> str:
+    """A command as printed: paths inside the repository made relative."""
+    return ' '.join(
+        osp.relpath(c, ROOT) if osp.isabs(c) and c.startswith(ROOT) else c
+        for c in command)
+
+
+def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
+    """Run one tool, from the repository root, and fail loudly.
+
+    Args:
+        command (Sequence[str]): The command line; ``python`` is this
+            interpreter when the first item is a tool path.
+        log (str, optional): A file that takes the output (else it goes to
+            this process's stdout/stderr).
+
+    Raises:
+        StepFailed: When the command exits with a non-zero status.
+    """
+    command = list(command)
+    if command and command[0].endswith('.py'):
+        command.insert(0, sys.executable)
+    print(f'$ {shown(command)}', flush=True)
+    env = dict(os.environ)
+    # OpenMP threads that spin-wait stall when the cores are shared (a
+    # step can take ten times as long); waiting passively costs little.
+    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    if log is None:
+        result = subprocess.run(command, cwd=ROOT, env=env)
+    else:
+        os.makedirs(osp.dirname(osp.abspath(log)), exist_ok=True)
+        with open(log, 'w') as f:
+            result = subprocess.run(
+                command, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        where = f' (output in {log})' if log else ''
+        raise StepFailed(f'step failed (exit {result.returncode}): '
+                         f'{shown(command)}{where}')
+
+
+def schedule_options(iters: Optional[int]) -> List[str]:
+    """``--cfg-options`` that set an iteration-based schedule's length.
+
+    The validation interval, the checkpoint interval and the end of the
+    first parameter scheduler follow, so one checkpoint is written at the
+    end. None: the config's own schedule.
+    """
+    if iters is None:
+        return []
+    if iters < 1:
+        raise ValueError(f'a schedule needs at least 1 iteration, got {iters}')
+    return [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        f'param_scheduler.0.end={iters}'
+    ]
+
+
+def data_options(data_root: str,
+                 height: int = 128,
+                 width: int = 256) -> List[str]:
+    """``--cfg-options`` pointing the demo configs at data of that size."""
+    root = data_root.rstrip('/') + '/'
+    options = [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+    if (height, width) != (128, 256):
+        scale = f'({width},{height})'
+        crop = f'({height},{width})'
+        options += [
+            f'model.data_preprocessor.size={crop}',
+            f'train_dataloader.dataset.pipeline.2.scale={scale}',
+            f'train_dataloader.dataset.pipeline.3.crop_size={crop}',
+            f'val_dataloader.dataset.pipeline.1.scale={scale}',
+            f'test_dataloader.dataset.pipeline.1.scale={scale}',
+        ]
+    return options
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint MMEngine's runner wrote last in ``work_dir``."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise StepFailed(f'no checkpoint was written in {work_dir}')
+    with open(path) as f:
+        return f.read().strip()
+
+
+def make_data(out: str,
+              num_train: int = 64,
+              num_val: int = 16,
+              height: int = 128,
+              width: int = 256,
+              seed: int = 0,
+              log: Optional[str] = None) -> None:
+    """Write the synthetic Cityscapes-layout data (``make_demo_data.py``)."""
+    run_step([
+        tool('make_demo_data'), '--out', out, '--num-train',
+        str(num_train), '--num-val',
+        str(num_val), '--height',
+        str(height), '--width',
+        str(width), '--seed',
+        str(seed)
+    ], log)
+
+
+def train(config: str,
+          work_dir: str,
+          options: Sequence[str] = (),
+          log: Optional[str] = None) -> str:
+    """Train with ``tools/train.py``; return the last checkpoint's path."""
+    command = [tool('train'), config, '--work-dir', work_dir]
+    if options:
+        command += ['--cfg-options', *options]
+    run_step(command, log)
+    return last_checkpoint(work_dir)
+
+
+def eval_scales(config: str,
+                checkpoint: str,
+                out_dir: str,
+                scales: Sequence[float] = (0.5, 1.0, 2.0),
+                options: Sequence[str] = (),
+                extra: Sequence[str] = (),
+                log: Optional[str] = None) -> str:
+    """Every scale and fusion rule with ``tools/eval_scales.py``.
+
+    Returns:
+        str: The path of the ``results.json`` written.
+    """
+    command = [
+        tool('eval_scales'), config, checkpoint, '--scales',
+        *[f'{s:g}' for s in scales], '--out-dir', out_dir, *extra
+    ]
+    if options:
+        command += ['--cfg-options', *options]
+    run_step(command, log)
+    return osp.join(out_dir, 'results.json')

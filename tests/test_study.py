@@ -1,0 +1,92 @@
+"""projects.hmsa.study: per-seed rows to mean +- std, paired verdicts."""
+import json
+
+import pytest
+
+from projects.hmsa import study
+
+
+def rows(s05, s1, s2, mean, attention, oracle):
+    return {
+        'single@0.5': s05,
+        'single@1': s1,
+        'single@2': s2,
+        'mean': mean,
+        'max': mean - 1,
+        'attention': attention,
+        'oracle': oracle
+    }
+
+
+def test_comparisons_of_one_seed():
+    c = study.comparisons(rows(40, 50, 52, 51, 54, 60), 'attention')
+    assert c['vs_best_single'] == pytest.approx(2.0)
+    assert c['vs_mean'] == pytest.approx(3.0)
+    assert c['oracle_gap_closed'] == pytest.approx(2.0 / 8.0)
+    # no fusion row: nothing to compare
+    assert study.comparisons(rows(40, 50, 52, 51, None, 60), 'attention') \
+        == {}
+
+
+def test_summary_mean_std_and_verdicts():
+    s = study.Summary([1.0, 2.0, 3.0])
+    assert s.mean == pytest.approx(2.0) and s.std == pytest.approx(1.0)
+    assert s.format() == '2.00 ± 1.00'
+    assert s.format(sign=True) == '+2.00 ± 1.00'
+    # mean 2 is not above twice the std (2): a tie
+    assert s.verdict() == 'tie'
+    assert study.Summary([2.0, 2.2, 1.8]).verdict() == 'win'
+    assert study.Summary([-2.0, -2.2, -1.8]).verdict() == 'loss'
+    assert study.Summary([0.3, -0.2, 0.1]).verdict() == 'tie'
+    assert study.Summary([5.0]).verdict() == 'n/a'
+    assert study.Summary([None, None]).mean is None
+
+
+def test_aggregate_and_tables():
+    recipes = {'r': study.Recipe('r', 'a recipe', 'cfg.py')}
+    per_seed = {
+        'single-scale': [rows(40, 50, 52, 51, None, 60)] * 2,
+        'r': [rows(40, 50, 52, 51, 54, 60), rows(41, 51, 52, 52, 55, 61)],
+    }
+    res = study.aggregate(per_seed, recipes)
+    assert 'attention' not in res['single-scale']['rows']
+    assert res['single-scale']['comparisons'] == {}
+    r = res['r']
+    assert r['rows']['attention'].mean == pytest.approx(54.5)
+    assert r['comparisons']['vs_best_single'].values == [
+        pytest.approx(2.0), pytest.approx(3.0)
+    ]
+    table = study.markdown(res, recipes, [0, 1])
+    assert 'mean ± std over seeds 0, 1' in table
+    assert '| r | 40.50 ± 0.71 | 50.50 ± 0.71 |' in table
+    assert '| r | a recipe | attention | +2.50 ± 0.71 (win) |' in table
+    plain = json.loads(json.dumps(study.to_json(res)))
+    assert plain['r']['comparisons']['vs_mean']['verdict'] == 'win'
+    assert plain['r']['rows']['oracle']['values'] == [60, 61]
+
+
+def test_read_rows(tmp_path):
+    path = tmp_path / 'results.json'
+    path.write_text(
+        json.dumps(
+            dict(rows=[
+                dict(scales=[0.5], fusion='single', mIoU=40.0),
+                dict(scales=[1.0], fusion='single', mIoU=50.0),
+                dict(scales=[0.5, 1.0], fusion='attention', mIoU=51.0),
+            ])))
+    assert study.read_rows(str(path)) == {
+        'single@0.5': 40.0,
+        'single@1': 50.0,
+        'attention': 51.0
+    }
+
+
+def test_demo_recipes_point_at_configs_that_exist():
+    import os.path as osp
+    recipes = study.demo_recipes()
+    assert {'attn-0.5-1', 'attn-pairs', 'explicit', 'e2e-finetune',
+            'e2e-scratch'} <= set(recipes)
+    for recipe in recipes.values():
+        assert osp.isfile(recipe.config), recipe.config
+    assert recipes['explicit'].fusion == 'explicit'
+    assert recipes['e2e-scratch'].start == 'scratch'
