@@ -84,7 +84,7 @@ def test_read_rows(tmp_path):
 def test_demo_recipes_point_at_configs_that_exist():
     import os.path as osp
     recipes = study.demo_recipes()
-    assert {'attn-0.5-1', 'attn-pairs', 'explicit', 'e2e-finetune',
+    assert {'attn-paper', 'attn-higher', 'explicit', 'e2e-finetune',
             'e2e-scratch'} <= set(recipes)
     for recipe in recipes.values():
         assert osp.isfile(recipe.config), recipe.config

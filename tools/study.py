@@ -12,8 +12,8 @@ Examples::
     # the demo data (made first), three seeds, every recipe
     python tools/study.py --seeds 0 1 2
     # two recipes on data in the Cityscapes layout elsewhere
-    python tools/study.py --data-root data/other --recipes attn-0.5-1 \\
-        attn-pairs
+    python tools/study.py --data-root data/other --recipes attn-paper \\
+        attn-higher
 """
 import argparse
 import os
@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--height', type=int, default=128)
     parser.add_argument('--width', type=int, default=256)
     parser.add_argument('--single-iters', type=int, default=120)
-    parser.add_argument('--attention-iters', type=int, default=100)
+    parser.add_argument('--attention-iters', type=int, default=150)
     parser.add_argument(
         '--fresh',
         action='store_true',

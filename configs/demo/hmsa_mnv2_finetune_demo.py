@@ -1,9 +1,9 @@
-# Step 3 of the staged workflow on the demo data: every weight of the HMSA
-# model trained end to end with two scales, starting from the attention-only
-# (or single-scale) checkpoint, at a tenth of the single-scale learning rate.
+# End-to-end fine-tuning on the demo data: every weight of the HMSA model
+# (the paper's branch, scales 0.5 and 1.0 per step) trained from the
+# single-scale checkpoint, at a tenth of the single-scale learning rate.
 _base_ = ['./hmsa_mnv2_demo.py']
 
-load_from = 'work_dirs/demo/hmsa_attention_only/iter_100.pth'
+load_from = 'work_dirs/demo/single_scale/iter_120.pth'
 
 max_iters = 100
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
