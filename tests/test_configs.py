@@ -83,11 +83,11 @@ def test_config_families_are_all_there():
     names = set(CONFIGS)
     assert {'hmsa_mnv2.py', 'hmsa_r50.py'} <= names
     assert set(SINGLE_SCALE) <= names
-    assert len([n for n in names if n.startswith('staged/')]) == 4
+    assert len([n for n in names if n.startswith('staged/')]) == 6
     assert len([n for n in names if n.startswith('ablations/')]) == 8
     assert {
         'demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
-        'demo/hmsa_mnv2_attn-only_demo.py'
+        'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py'
     } <= names
 
 
@@ -226,6 +226,12 @@ def test_staged_configs(trunk, main):
         assert cfg.model.pretrained is None
         assert cfg.model.type == load(main).model.type
     assert attn.train_cfg.max_iters < load(main).train_cfg.max_iters
+    # the study's recipe differs from step 2 in the branch and pairs only
+    higher = load(f'staged/hmsa-attn-only-higher_{trunk}_4xb2-8k_'
+                  'cityscapes-512x1024.py')
+    assert config_diff(higher, attn) == {
+        'model.decode_head.attention_cfg.inputs', 'model.train_cfg.scale_pairs'
+    }
 
 
 def test_demo_configs_run_on_a_cpu():
@@ -242,3 +248,10 @@ def test_demo_configs_run_on_a_cpu():
     attn = load('demo/hmsa_mnv2_attn-only_demo.py')
     assert attn.model.train_cfg.attention_only is True
     assert attn.load_from.startswith('work_dirs/demo/single_scale/')
+    assert attn.model.decode_head.attention_cfg.inputs == ['probs', 'higher']
+    assert attn.model.train_cfg.scale_pairs == [[0.5, 1.0, 2.0]]
+    finetune = load('demo/hmsa_mnv2_finetune_demo.py')
+    assert finetune.model.train_cfg.attention_only is False
+    assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
+    assert finetune.optim_wrapper.optimizer.lr == pytest.approx(
+        load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
