@@ -15,10 +15,9 @@ configs under ``configs/demo``:
    scales 0.5, 1 and 2, drawing every 8th image with each scale's prediction
    and attention map (``--show-dir``);
 5. ``tools/eval_scales.py``: each single scale, mean, max and attention
-   fusion side by side, for the single-scale checkpoint and the HMSA one;
-   the tables are printed at the end.
+   fusion and the oracle side by side; the table is printed at the end.
 
-About 8-10 minutes on 2 CPU cores. Outputs go to ``work_dirs/demo``.
+About 12-14 minutes on 2 CPU cores. Outputs go to ``work_dirs/demo``.
 """
 import argparse
 import os
@@ -110,26 +109,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             'default_hooks.visualization.interval=8', *data_opts
         ])
 
-        _banner('5/5  Every single scale and every fusion rule, side by '
-                'side')
-        tables = []
-        for name, ckpt in (
-            ('single-scale model (before attention training)', single_ckpt),
-            ('HMSA, attention branch trained', hmsa_ckpt)):
-            out_dir = osp.join(work_dir, 'results',
-                               osp.basename(osp.dirname(ckpt)))
-            workflow.eval_scales(
-                ATTENTION_CONFIG, ckpt, out_dir, args.scales, data_opts,
-                ['--trunk', 'MobileNetV2', '--head', 'DeepLabV3+'])
-            tables.append((name, osp.join(out_dir, 'results.md')))
+        _banner('5/5  Every single scale, every fusion rule and the oracle, '
+                'side by side')
+        # The trunk and head are frozen in step 3, so the single-scale,
+        # mean and max rows are those of the single-scale model too.
+        out_dir = osp.join(work_dir, 'results')
+        workflow.eval_scales(
+            ATTENTION_CONFIG, hmsa_ckpt, out_dir, args.scales, data_opts,
+            ['--trunk', 'MobileNetV2', '--head', 'DeepLabV3+'])
     except workflow.StepFailed as err:
         raise SystemExit(f'demo: {err}')
 
     _banner('Results on the demo val split')
-    for name, path in tables:
-        print(f'\n{name} ({osp.relpath(path, workflow.ROOT)}):\n')
-        with open(path) as f:
-            print(f.read().rstrip())
+    table = osp.join(out_dir, 'results.md')
+    print(f'\nHMSA, attention branch trained '
+          f'({osp.relpath(table, workflow.ROOT)}):\n')
+    with open(table) as f:
+        print(f.read().rstrip())
     print(f'\nPictures of each scale\'s prediction and attention: '
           f'{osp.relpath(show_dir, os.getcwd())}')
     minutes, seconds = divmod(int(time.time() - start), 60)
