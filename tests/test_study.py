@@ -58,7 +58,7 @@ def test_aggregate_and_tables():
     ]
     table = study.markdown(res, recipes, [0, 1])
     assert 'mean ± std over seeds 0, 1' in table
-    assert '| r | 40.50 ± 0.71 | 50.50 ± 0.71 |' in table
+    assert '| r | 2 | 40.50 ± 0.71 | 50.50 ± 0.71 |' in table
     assert '| r | a recipe | attention | +2.50 ± 0.71 (win) |' in table
     plain = json.loads(json.dumps(study.to_json(res)))
     assert plain['r']['comparisons']['vs_mean']['verdict'] == 'win'

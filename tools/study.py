@@ -55,6 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='rerun everything (default: reuse finished runs of the same '
         'settings in WORK_DIR)')
     parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='train nothing: tabulate the runs finished so far in WORK_DIR')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         default=[],
@@ -73,9 +77,10 @@ def main(argv=None) -> int:
     start = time.time()
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    data_root = args.data_root
-    if data_root is None:
-        data_root = osp.join(work_dir, 'data')
+    data_root = args.data_root or osp.join(work_dir, 'data')
+    if args.report_only:
+        pass  # nothing is trained: the data is not needed
+    elif args.data_root is None:
         workflow.make_data(data_root, args.num_train, args.num_val,
                            args.height, args.width, args.data_seed,
                            log=osp.join(work_dir, 'make_data.log'))
@@ -95,7 +100,8 @@ def main(argv=None) -> int:
         single_iters=args.single_iters,
         options=workflow.data_options(osp.abspath(data_root), args.height,
                                       args.width) + list(args.cfg_options),
-        reuse=not args.fresh)
+        reuse=not args.fresh,
+        report_only=args.report_only)
     try:
         results = study.run_study(settings)
     except workflow.StepFailed as err:

@@ -207,14 +207,15 @@ def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
     """The study's tables: mIoU per row, then the judged comparisons."""
     columns = [k for k in ROW_ORDER
                if any(k in r['rows'] for r in results.values())]
-    head = ['recipe', *columns]
+    head = ['recipe', 'seeds', *columns]
     lines = [
         f'mIoU, mean ± std over seeds {", ".join(map(str, seeds))}:', '',
         '| ' + ' | '.join(head) + ' |',
         '|' + '|'.join('---' for _ in head) + '|'
     ]
     for name, res in results.items():
-        cells = [name] + [
+        done = max((len(r.present) for r in res['rows'].values()), default=0)
+        cells = [name, str(done)] + [
             res['rows'][c].format() if c in res['rows'] else '-'
             for c in columns
         ]
@@ -281,6 +282,8 @@ class StudySettings:
         reuse (bool): Keep the results of runs already finished in
             ``work_dir`` (same seed, recipe and settings) instead of
             repeating them.
+        report_only (bool): Run nothing; report the finished runs (the
+            others are left out of the means).
     """
 
     seeds: List[int]
@@ -292,6 +295,7 @@ class StudySettings:
     options: List[str] = field(default_factory=list)
     scales: List[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     reuse: bool = True
+    report_only: bool = False
 
 
 def _done(results: str, settings: dict, reuse: bool) -> bool:
@@ -339,10 +343,15 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
         settings = dict(config=st.single_config, iters=st.single_iters,
                         options=common, scales=st.scales)
         results = osp.join(single_dir, 'eval', 'results.json')
-        if _done(results, settings, st.reuse):
+        if _done(results, settings, st.reuse or st.report_only):
             print(f'seed {seed}: single-scale model: reusing {results}')
             single_ckpt = workflow.last_checkpoint(single_dir)
             rows = read_rows(results)
+        elif st.report_only:
+            print(f'seed {seed}: not finished, left out')
+            for runs in per_seed.values():
+                runs.append({})
+            continue
         else:
             print(f'seed {seed}: training the single-scale model', flush=True)
             single_ckpt = workflow.train(
@@ -363,9 +372,13 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
             settings = dict(config=recipe.config, options=options,
                             scales=st.scales)
             results = osp.join(run_dir, 'eval', 'results.json')
-            if _done(results, settings, st.reuse):
+            if _done(results, settings, st.reuse or st.report_only):
                 print(f'seed {seed}: {recipe.name}: reusing {results}')
                 per_seed[recipe.name].append(read_rows(results))
+                continue
+            if st.report_only:
+                print(f'seed {seed}: {recipe.name}: not finished, left out')
+                per_seed[recipe.name].append({})
                 continue
             print(f'seed {seed}: {recipe.name}: {recipe.description}',
                   flush=True)

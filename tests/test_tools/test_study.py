@@ -44,6 +44,18 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
     assert again.stdout.count('reusing') == 4
     assert json.loads((work / 'study.json').read_text()) == summary
 
+    # a report of what is finished, seed 2 is not: nothing is trained
+    report = run_tool([*args[:2], '0', '1', '2', *args[4:], '--report-only'],
+                      cwd=str(tmp_path), timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert 'seed 2: not finished, left out' in report.stdout
+    assert not (work / 'seed2').exists()
+    rows = json.loads((work / 'study.json').read_text())['results'][
+        'attn-higher']['rows']
+    assert rows['oracle']['values'][2] is None
+    assert rows['oracle']['mean'] == summary['results']['attn-higher'][
+        'rows']['oracle']['mean']
+
 
 def test_bad_arguments_are_named(tmp_path):
     study = osp.join(ROOT, 'tools', 'study.py')
