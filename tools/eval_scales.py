@@ -284,6 +284,9 @@ def run(args: argparse.Namespace) -> Dict:
     attention_trained = has_attention_weights(checkpoint)
     explicit = args.explicit or (cfg.model.get('train_cfg') or {}).get(
         'fusion') == 'explicit'
+    if explicit and model.attention_reads_higher:
+        raise UsageError('--explicit: this attention branch reads the higher '
+                         'scales\' prediction and gives no score per scale')
     specs = row_specs(args.scales, model.with_attention, explicit)
 
     print(f'Evaluating {args.checkpoint} on {len(dataset)} images at scales '
