@@ -60,6 +60,7 @@ def test_aggregate_and_tables():
     assert 'mean ± std over seeds 0, 1' in table
     assert '| r | 2 | 40.50 ± 0.71 | 50.50 ± 0.71 |' in table
     assert '| r | a recipe | attention | +2.50 ± 0.71 (win) |' in table
+    assert '| +29% ± 6% |' in table  # 2/8 and 3/9 of the oracle gap
     plain = json.loads(json.dumps(study.to_json(res)))
     assert plain['r']['comparisons']['vs_mean']['verdict'] == 'win'
     assert plain['r']['rows']['oracle']['values'] == [60, 61]

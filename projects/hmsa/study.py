@@ -134,10 +134,13 @@ class Summary:
             return 'loss'
         return 'tie'
 
-    def format(self, sign: bool = False) -> str:
+    def format(self, sign: bool = False, percent: bool = False) -> str:
+        """``mean ± std`` (two decimals, or whole percent of a fraction)."""
         mean, std = self.mean, self.std
         if mean is None:
             return '-'
+        if percent:
+            return f'{100 * mean:+.0f}% ± {100 * std:.0f}%'
         text = f'{mean:+.2f}' if sign else f'{mean:.2f}'
         return f'{text} ± {std:.2f}'
 
@@ -247,9 +250,9 @@ def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
         def cell(key: str) -> str:
             if key not in comps:
                 return '-'
-            text = comps[key].format(sign=True)
             if key == 'oracle_gap_closed':
-                return text
+                return comps[key].format(percent=True)
+            text = comps[key].format(sign=True)
             return f'{text} ({comps[key].verdict()})'
 
         lines.append(f'| {name} | {recipes[name].description} | '
