@@ -91,3 +91,10 @@ def test_demo_recipes_point_at_configs_that_exist():
         assert osp.isfile(recipe.config), recipe.config
     assert recipes['explicit'].fusion == 'explicit'
     assert recipes['e2e-scratch'].start == 'scratch'
+
+
+def test_one_seed_has_no_spread():
+    s = study.Summary([1.5, None])
+    assert s.mean == 1.5 and s.std is None
+    assert s.format() == '1.50' and s.format(percent=True) == '+150%'
+    assert s.verdict() == 'n/a'

@@ -118,10 +118,9 @@ class Summary:
 
     @property
     def std(self) -> Optional[float]:
+        """Sample standard deviation; None with fewer than two values."""
         vals = self.present
-        if not vals:
-            return None
-        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+        return statistics.stdev(vals) if len(vals) > 1 else None
 
     def verdict(self) -> str:
         """``'win'``, ``'loss'`` or ``'tie'`` for a difference."""
@@ -140,9 +139,10 @@ class Summary:
         if mean is None:
             return '-'
         if percent:
-            return f'{100 * mean:+.0f}% ± {100 * std:.0f}%'
+            text = f'{100 * mean:+.0f}%'
+            return text if std is None else f'{text} ± {100 * std:.0f}%'
         text = f'{mean:+.2f}' if sign else f'{mean:.2f}'
-        return f'{text} ± {std:.2f}'
+        return text if std is None else f'{text} ± {std:.2f}'
 
 
 def row_name(row: dict) -> str:
