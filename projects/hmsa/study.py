@@ -86,8 +86,9 @@ def demo_recipes(single_iters: int = 120,
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),
         # A control for e2e-finetune: the same schedule, one scale, no
-        # attention. What both lose against the single-scale model comes
-        # from the schedule, not from the two-scale step.
+        # attention. If both lose against the single-scale model, the
+        # schedule is the cause; if only e2e-finetune does, the two-scale
+        # step is.
         Recipe('single-continue', 'control: the single-scale model, 100 '
                'more iterations at the fine-tune\'s learning rate, one scale',
                single, ('optim_wrapper.optimizer.lr=0.0002',
@@ -326,6 +327,33 @@ def _stamp(results: str, settings: dict) -> None:
         json.dump(settings, f)
 
 
+def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
+                        what: str, config: str, train_options: Sequence[str],
+                        eval_config: str, eval_options: Sequence[str],
+                        settings: dict) -> Optional[Dict[str, float]]:
+    """One run of a study: train, evaluate every row, stamp the settings.
+
+    ``label`` names the run in messages, ``what`` says what it trains. A
+    finished run with the same settings is reused. Returns its rows
+    (:func:`read_rows`), or None when ``st.report_only`` finds it missing.
+    """
+    results = osp.join(run_dir, 'eval', 'results.json')
+    if _done(results, settings, st.reuse or st.report_only):
+        print(f'{label}: reusing {results}')
+        return read_rows(results)
+    if st.report_only:
+        return None
+    print(f'{label}: {what}', flush=True)
+    ckpt = workflow.train(config, run_dir, train_options,
+                          log=osp.join(run_dir, 'train.log'))
+    out = osp.dirname(results)
+    workflow.eval_scales(eval_config, ckpt, out, st.scales,
+                         [*st.options, *eval_options],
+                         log=osp.join(out, 'eval.log'))
+    _stamp(results, settings)
+    return read_rows(results)
+
+
 def run_study(st: StudySettings) -> Dict[str, dict]:
     """Train and evaluate every recipe for every seed; aggregate.
 
@@ -343,64 +371,38 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
         seed_dir = osp.join(st.work_dir, f'seed{seed}')
         common = [f'randomness.seed={seed}', *st.options]
 
-        def evaluate(name: str, config: str, ckpt: str, settings: dict,
-                     model_options: Sequence[str] = ()) -> Dict[str, float]:
-            out = osp.join(seed_dir, name, 'eval')
-            results = workflow.eval_scales(
-                config, ckpt, out, st.scales,
-                [*st.options, *model_options],
-                log=osp.join(out, 'eval.log'))
-            _stamp(results, settings)
-            return read_rows(results)
-
         single_dir = osp.join(seed_dir, 'single-scale')
-        settings = dict(config=st.single_config, iters=st.single_iters,
-                        options=common, scales=st.scales)
-        results = osp.join(single_dir, 'eval', 'results.json')
-        if _done(results, settings, st.reuse or st.report_only):
-            print(f'seed {seed}: single-scale model: reusing {results}')
-            single_ckpt = workflow.last_checkpoint(single_dir)
-            rows = read_rows(results)
-        elif st.report_only:
+        rows = _train_and_evaluate(
+            st, single_dir, f'seed {seed}: single-scale model', 'training',
+            st.single_config,
+            common + workflow.schedule_options(st.single_iters),
+            st.eval_config, (),
+            dict(config=st.single_config, iters=st.single_iters,
+                 options=common, scales=st.scales))
+        if rows is None:
             print(f'seed {seed}: not finished, left out')
             for runs in per_seed.values():
                 runs.append({})
             continue
-        else:
-            print(f'seed {seed}: training the single-scale model', flush=True)
-            single_ckpt = workflow.train(
-                st.single_config, single_dir,
-                common + workflow.schedule_options(st.single_iters),
-                log=osp.join(single_dir, 'train.log'))
-            rows = evaluate('single-scale', st.eval_config, single_ckpt,
-                            settings)
+        single_ckpt = workflow.last_checkpoint(single_dir)
         rows.pop('attention', None)  # the branch is untrained here
         per_seed['single-scale'].append(rows)
 
         for recipe in st.recipes:
-            run_dir = osp.join(seed_dir, recipe.name)
             options = common + list(recipe.options)
             options += workflow.schedule_options(recipe.iters)
             if recipe.start == 'single':
                 options.append(f'load_from={single_ckpt}')
-            settings = dict(config=recipe.config, options=options,
-                            scales=st.scales)
-            results = osp.join(run_dir, 'eval', 'results.json')
-            if _done(results, settings, st.reuse or st.report_only):
-                print(f'seed {seed}: {recipe.name}: reusing {results}')
-                per_seed[recipe.name].append(read_rows(results))
-                continue
-            if st.report_only:
-                print(f'seed {seed}: {recipe.name}: not finished, left out')
-                per_seed[recipe.name].append({})
-                continue
-            print(f'seed {seed}: {recipe.name}: {recipe.description}',
-                  flush=True)
-            ckpt = workflow.train(recipe.config, run_dir, options,
-                                  log=osp.join(run_dir, 'train.log'))
-            per_seed[recipe.name].append(
-                evaluate(recipe.name, recipe.config, ckpt, settings,
-                         recipe.options))
+            label = f'seed {seed}: {recipe.name}'
+            rows = _train_and_evaluate(
+                st, osp.join(seed_dir, recipe.name),
+                label, recipe.description, recipe.config, options,
+                recipe.config, recipe.options,
+                dict(config=recipe.config, options=options,
+                     scales=st.scales))
+            if rows is None:
+                print(f'{label}: not finished, left out')
+            per_seed[recipe.name].append(rows or {})
 
     results = aggregate(per_seed, recipes)
     table = markdown(results, recipes, st.seeds)

@@ -124,13 +124,18 @@ class AttentionHeadMixin:
         parts.append(self._probs(higher, logits.shape[2:]))
         return self.attention(torch.cat(parts, dim=1))
 
-    def forward_scale(self,
-                      inputs: List[Tensor],
-                      with_attention: Optional[bool] = True) -> ScaleOutput:
-        """Logits and attention of one scale (no attention for a branch
-        that reads the higher scales: that comes during fusion)."""
-        feats, logits = self.decode(inputs)
+    def scale_output(self, feats: Tensor, logits: Tensor,
+                     with_attention: Optional[bool] = True) -> ScaleOutput:
+        """A scale's output from what :meth:`decode` gave: its logits and,
+        if asked, its attention (none for a branch that reads the higher
+        scales: that comes during fusion)."""
         attention = None
         if with_attention and not self.attention_reads_higher:
             attention = self.attend(feats, logits)
         return ScaleOutput(logits=logits, attention=attention)
+
+    def forward_scale(self,
+                      inputs: List[Tensor],
+                      with_attention: Optional[bool] = True) -> ScaleOutput:
+        """Logits and attention of one scale (see :meth:`scale_output`)."""
+        return self.scale_output(*self.decode(inputs), with_attention)

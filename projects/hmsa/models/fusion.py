@@ -79,7 +79,6 @@ AttendFn = Callable[[Tensor, Tensor], Tensor]
 
 def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
                       align_corners: bool = False,
-                      require_unit: bool = True,
                       attend: Optional[AttendFn] = None) -> Tensor:
     """Chain the pairwise attention over any set of scales containing 1.0.
 
@@ -94,27 +93,22 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
     the 1.0 grid, ``(1.0, 2.0)`` on the 1.0 grid with 2.0 resized down.
 
     Args:
-        outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0
-            unless ``require_unit`` is False.
+        outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0.
         align_corners (bool): ``align_corners`` of the resizing.
-        require_unit (bool): Refuse outputs without the 1.0 scale. Without
-            it, scales below 1 fuse on the grid of the running prediction.
         attend (callable, optional): Computes ``a_s`` from the scale's
             logits and the running prediction resized to its grid (a branch
             that reads the higher scales); None: ``a_s`` is each output's
             ``attention``.
 
     Returns:
-        Tensor: Fused logits on the 1.0 scale's grid (with 1.0 present).
+        Tensor: Fused logits on the 1.0 scale's grid.
     """
-    return hierarchical_chain(outputs, align_corners, require_unit,
-                              attend)[0]
+    return hierarchical_chain(outputs, align_corners, attend)[0]
 
 
 def hierarchical_chain(
         outputs: Dict[float, ScaleOutput],
         align_corners: bool = False,
-        require_unit: bool = True,
         attend: Optional[AttendFn] = None
 ) -> Tuple[Tensor, Dict[float, Tensor]]:
     """:func:`hierarchical_fuse` that also returns the attention it used.
@@ -123,8 +117,7 @@ def hierarchical_chain(
         tuple: The fused logits and ``{scale: a_s}`` for every scale but
         the highest, each on its scale's own grid.
     """
-    if require_unit:
-        _check_has_unit_scale(outputs)
+    _check_has_unit_scale(outputs)
     order = sorted(outputs, reverse=True)
     pred = outputs[order[0]].logits
     used = {}

@@ -625,10 +625,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
         with torch.no_grad():
             feats = self.extract_feat(x)
             attn_in, logits = self.decode_head.decode(feats)
-        attention = None
-        if with_attention and not self.attention_reads_higher:
-            attention = self.decode_head.attend(attn_in, logits)
-        return ScaleOutput(logits=logits, attention=attention), feats
+        # only the branch runs with autograd
+        return self.decode_head.scale_output(attn_in, logits,
+                                             with_attention), feats
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Multi-scale training losses.
