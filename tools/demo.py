@@ -51,10 +51,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='attention-only iterations (default: the config\'s)')
-    parser.add_argument('--num-train', type=int, default=64)
-    parser.add_argument('--num-val', type=int, default=16)
-    parser.add_argument('--height', type=int, default=128)
-    parser.add_argument('--width', type=int, default=256)
+    workflow.add_data_arguments(parser)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--scales',

@@ -43,10 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='data in the Cityscapes layout (default: make the demo data '
         'in WORK_DIR/data)')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--num-train', type=int, default=64)
-    parser.add_argument('--num-val', type=int, default=16)
-    parser.add_argument('--height', type=int, default=128)
-    parser.add_argument('--width', type=int, default=256)
+    workflow.add_data_arguments(parser)
     parser.add_argument('--single-iters', type=int, default=120)
     parser.add_argument('--attention-iters', type=int, default=150)
     parser.add_argument(

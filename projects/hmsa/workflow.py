@@ -115,6 +115,15 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
+def add_data_arguments(parser) -> None:
+    """The demo data's size options (``--num-train``, ``--num-val``,
+    ``--height``, ``--width``) with :func:`make_data`'s defaults, shared by
+    the demo and the study so that both make the same data."""
+    for name, default in (('num-train', 64), ('num-val', 16),
+                          ('height', 128), ('width', 256)):
+        parser.add_argument(f'--{name}', type=int, default=default)
+
+
 def make_data(out: str,
               num_train: int = 64,
               num_val: int = 16,
