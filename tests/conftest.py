@@ -1,27 +1,34 @@
-"""Test set-up: the repository root on sys.path and the plugin imported."""
+"""Test set-up: the plugin imported, one torch thread, shared fixtures."""
 import os
-import sys
 
 import pytest
 import torch
+from mmseg.utils import register_all_modules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import projects.hmsa  # noqa: F401  (registers the plugin)
+from projects.hmsa.datasets.demo_data import make_demo_dataset
 
-from mmseg.utils import register_all_modules  # noqa: E402
-
-import projects.hmsa  # noqa: E402,F401  (registers the plugin)
+from .utils import HEIGHT, WIDTH
 
 # Build with MMSeg's registries by default, as MMSeg's tools do.
 register_all_modules(init_default_scope=True)
 
-# One torch thread: the models are tiny, and on a loaded 2-core machine
-# several threads contend and slow every test down by orders of magnitude.
+# One torch thread for the whole suite: the models are tiny, and on a loaded
+# 2-core machine several threads contend and slow every test down by orders
+# of magnitude. HMSA_TEST_THREADS changes it.
 torch.set_num_threads(int(os.environ.get('HMSA_TEST_THREADS', '1')))
 
 
 @pytest.fixture
 def rng():
-    import torch
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory) -> str:
+    """A Cityscapes-layout dataset of 4 train and 2 val 64x128 images."""
+    root = str(tmp_path_factory.mktemp('tiny') / 'cityscapes')
+    make_demo_dataset(
+        root, num_train=4, num_val=2, height=HEIGHT, width=WIDTH,
+        verbose=False)
+    return root

@@ -13,7 +13,7 @@ from projects.hmsa.checkpoint import (
     UnsafeCheckpointError,
     load_checkpoint_file,
 )
-from tests.model_utils import build, tiny_segmentor, tiny_sep_aspp_head
+from tests.utils import build, tiny_segmentor, tiny_sep_aspp_head
 
 
 # ------------------------------------------------ MMEngine-written files

@@ -14,12 +14,9 @@ import os
 import os.path as osp
 import platform
 import statistics
-import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402

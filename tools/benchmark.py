@@ -57,8 +57,6 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 from projects.hmsa.stock import STOCK_DEEPLABV3PLUS  # noqa: E402
 

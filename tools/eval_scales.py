@@ -37,8 +37,6 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 CATEGORY_COLUMNS = ('flat', 'human', 'vehicle', 'construction', 'object',
                     'nature', 'sky')

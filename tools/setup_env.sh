@@ -15,9 +15,17 @@ STAMP="$VENV/.hmsa-installed"
 
 log() { echo "[setup] $*"; }
 
-site_pth() { "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null; }
+# The plugin is installed in editable mode from this checkout (pyproject.toml);
+# pip records where from in direct_url.json.
+installed_from() {
+    "$PY" - <<'PYEOF' 2>/dev/null
+import json
+from importlib.metadata import distribution
+print(json.loads(distribution('mmseg-hmsa').read_text('direct_url.json'))['url'])
+PYEOF
+}
 if [[ -f "$STAMP" ]] && cmp -s "$ROOT/requirements.txt" "$STAMP" \
-        && [[ "$(cat "$(site_pth)/hmsa_repo_root.pth" 2>/dev/null)" == "$ROOT" ]]; then
+        && [[ "$(installed_from)" == "file://$ROOT" ]]; then
     exit 0
 fi
 
@@ -66,10 +74,11 @@ pip_install -r "$ROOT/requirements.txt"
     echo "[setup] the environment is incomplete: importing mmcv.ops/mmseg.models failed" >&2
     exit 1
 }
-# Make `custom_imports=dict(imports=['projects.hmsa'])` work from any working
-# directory and from MMSeg's own tools: the repository root goes on the venv's
-# sys.path through a .pth file.
-site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-echo "$ROOT" > "$site/hmsa_repo_root.pth"
+# Install the plugin itself (editable: edits take effect at once) so that
+# `custom_imports=dict(imports=['projects.hmsa'])` works from any working
+# directory and from MMSeg's own tools. Only `projects.hmsa` is mapped.
+log "installing the plugin (pip install -e $ROOT)"
+rm -f "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hmsa_repo_root.pth"
+pip_install --no-deps --no-build-isolation -e "$ROOT"
 cp "$ROOT/requirements.txt" "$STAMP"
 log "environment ready: $VENV"

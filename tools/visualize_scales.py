@@ -20,8 +20,6 @@ import sys
 from typing import List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 
 class UsageError(Exception):

@@ -2,12 +2,14 @@
 
 Importing this package (e.g. through a config's ``custom_imports``) registers
 the segmentor, the decode heads, the category metric and the visualizer into
-MMSegmentation's registries, and makes MMEngine load its own checkpoints with
+MMSegmentation's registries, registers the tools' runner add-ons
+(``engine``) into MMEngine's, and makes MMEngine load its own checkpoints with
 PyTorch's safe unpickler.
 """
 from . import (
     checkpoint,  # noqa: F401
     datasets,  # noqa: F401
+    engine,  # noqa: F401
     evaluation,  # noqa: F401
     models,  # noqa: F401
     visualization,  # noqa: F401

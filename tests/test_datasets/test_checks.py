@@ -2,17 +2,13 @@
 import glob
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from projects.hmsa.datasets import DatasetError, check_split, leaf_datasets
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from make_demo_data import make_demo_dataset  # noqa: E402
+from projects.hmsa.datasets.demo_data import make_demo_dataset
 
 LOADERS = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 

@@ -1,7 +1,6 @@
 """Checked loading transforms: stock results, errors that name the file."""
 import glob
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
@@ -10,10 +9,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
 
 from projects.hmsa.datasets import DatasetError, use_checked_loaders
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from make_demo_data import make_demo_dataset  # noqa: E402
+from projects.hmsa.datasets.demo_data import make_demo_dataset
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import torch
 from mmengine.runner import load_checkpoint, save_checkpoint
 
 from projects.hmsa.stock import stock_model_cfg
-from tests.model_utils import build
+from tests.utils import build
 
 
 @pytest.mark.parametrize('name', ['mnv2', 'r50'])

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from .helpers import STOCK_CONFIG, TOOLS, tiny_options, tool_env
+from tests.utils import STOCK_CONFIG, TOOLS, tiny_options, tool_env
 
 
 def free_port() -> int:

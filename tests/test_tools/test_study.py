@@ -2,7 +2,7 @@
 import json
 import os.path as osp
 
-from .helpers import ROOT, run_tool
+from tests.utils import ROOT, run_tool
 
 
 def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.runner import CheckpointLoader
 
-from .helpers import (
+from tests.utils import (
     ATTENTION_CONFIG,
     ROOT,
     STOCK_CONFIG,

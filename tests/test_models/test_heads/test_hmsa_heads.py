@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
-from tests.model_utils import NUM_CLASSES, make_samples, tiny_sep_aspp_head
+from tests.utils import NUM_CLASSES, make_samples, tiny_sep_aspp_head
 
 
 def features(n=2, size=32):

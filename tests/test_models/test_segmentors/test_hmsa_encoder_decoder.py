@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from projects.hmsa.models import ScaleOutput, hierarchical_fuse
-from tests.model_utils import (
+from tests.utils import (
     NUM_CLASSES,
     build,
     make_samples,

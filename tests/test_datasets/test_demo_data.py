@@ -1,11 +1,13 @@
-"""tools/make_demo_data.py: layout, labels, determinism, scale content."""
+"""The demo dataset (projects.hmsa.datasets.demo_data): layout, labels,
+determinism, scale content."""
 import filecmp
 import glob
 import os.path as osp
 
 import cv2
 import numpy as np
-from make_demo_data import (
+
+from projects.hmsa.datasets.demo_data import (
     CLASSES,
     IGNORE,
     POLE,

@@ -11,8 +11,7 @@ from mmseg.registry import MODELS
 
 from projects.hmsa.evaluation import predict_rows, row_specs
 from projects.hmsa.evaluation.scale_evaluation import oracle_prediction
-
-from .tiny_setup import (
+from tests.utils import (
     load_tool,
     make_cityscapes,
     tiny_model_cfg,

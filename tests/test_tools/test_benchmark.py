@@ -8,13 +8,12 @@ import json
 import pytest
 import torch
 
-from tests.test_evaluation.tiny_setup import load_tool, torch_threads
+from tests.utils import load_tool
 
 
 @pytest.fixture(scope='module')
 def bench_tool():
-    with torch_threads(1):
-        yield load_tool('benchmark')
+    return load_tool('benchmark')
 
 
 def test_quick_run_reports_all_ratios(bench_tool, tmp_path, capsys):

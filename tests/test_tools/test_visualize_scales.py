@@ -2,7 +2,7 @@
 import mmcv
 import pytest
 
-from tests.test_evaluation.tiny_setup import (
+from tests.utils import (
     IMG_SIZE,
     load_tool,
     make_cityscapes,

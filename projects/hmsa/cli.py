@@ -1,0 +1,178 @@
+"""What every tool of this repository shares: errors, arguments, configs.
+
+A tool parses its arguments with the helpers here, calls the package and
+runs its ``main`` through :func:`run_tool`, which prints a problem the user
+can fix (:class:`ToolError`, a dataset or checkpoint error) as one line,
+``error: ...``, and exits with status 1 instead of a traceback.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Callable, Optional, Sequence
+
+from mmengine.config import Config, DictAction
+
+from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+from .datasets import DatasetError
+
+#: Segmentor types that run hierarchical multi-scale attention.
+HMSA_SEGMENTORS = ('HMSAEncoderDecoder', )
+
+
+class ToolError(Exception):
+    """A problem the user can fix; the tools print it without a traceback."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def is_dataset_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`DatasetError`, also one that a data
+    loader worker raised (PyTorch re-raises it wrapped)."""
+    text = str(exc)
+    return isinstance(exc, DatasetError) or (
+        'Original Traceback' in text
+        and f'{DatasetError.__name__}: ' in text)
+
+
+def dataset_error_message(exc: BaseException) -> str:
+    """The message of a :class:`DatasetError`, also when a data loader
+    worker raised it (PyTorch then wraps the worker's traceback)."""
+    text = str(exc).strip()
+    marker = f'{DatasetError.__name__}: '
+    if 'Original Traceback' in text and marker in text:
+        text = text[text.rindex(marker) + len(marker):]
+    return text
+
+
+def run_tool(main: Callable[[], Optional[int]]) -> None:
+    """Run a tool's ``main`` and exit with its status.
+
+    :class:`ToolError`, dataset errors and refused or unreadable
+    checkpoints end the program with ``error: ...`` and status 1.
+    """
+    try:
+        code = main()
+    except (ToolError, UnsafeCheckpointError, CorruptCheckpointError,
+            FileNotFoundError) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        if is_dataset_error(exc):
+            fail(dataset_error_message(exc))
+        raise
+    raise SystemExit(code or 0)
+
+
+# ---------------------------------------------------------------------------
+# arguments
+# ---------------------------------------------------------------------------
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """MMSeg's ``--cfg-options KEY=VALUE ...``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+
+
+def add_launcher(parser: argparse.ArgumentParser) -> None:
+    """MMSeg's ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (--local_rank before
+    # PyTorch 2.0); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse(parser: argparse.ArgumentParser,
+          argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``argv``; export ``LOCAL_RANK`` when a launcher passed it."""
+    args = parser.parse_args(argv)
+    if hasattr(args, 'local_rank') and 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def add_scales(parser: argparse.ArgumentParser,
+               default: Optional[Sequence[float]] = None) -> None:
+    """``--scales``: HMSA inference scales (positive, including 1)."""
+    parser.add_argument(
+        '--scales',
+        type=float,
+        nargs='+',
+        default=default,
+        help='HMSA inference scales (positive, including 1), e.g. '
+        '--scales 0.5 1 2; sets model.test_cfg.scales')
+
+
+def check_scales(scales: Sequence[float], what: str = '--scales') -> list:
+    """The model's own scale check, reported as a :class:`ToolError`."""
+    from .models.hmsa_encoder_decoder import check_scales as model_check
+    try:
+        return model_check(scales, what)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------
+# configs
+# ---------------------------------------------------------------------------
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """A config file with ``--cfg-options`` and the work directory applied.
+
+    The work directory is, as in MMSeg's tools, the command line's, else the
+    config's, else ``./work_dirs/<config name>``.
+    """
+    if not osp.isfile(path):
+        raise ToolError(f'config {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def is_hmsa_model(model_cfg: Optional[dict]) -> bool:
+    """Whether a model config is an HMSA segmentor (also inside TTA)."""
+    if not model_cfg:
+        return False
+    kind = str(model_cfg.get('type', '')).split('.')[-1]
+    if kind in HMSA_SEGMENTORS:
+        return True
+    return is_hmsa_model(model_cfg.get('module'))
+
+
+def require_hmsa(cfg: Config, what: str) -> None:
+    """Refuse an option that only an HMSA model understands."""
+    if not is_hmsa_model(cfg.model):
+        raise ToolError(
+            f'{what} set the multi-scale inference of an HMSA model (type '
+            f'HMSAEncoderDecoder), but {cfg.filename} builds '
+            f'{cfg.model.get("type")}. Test a single-scale checkpoint at '
+            'several scales through an HMSA config instead (e.g. '
+            'configs/hmsa_mnv2.py with --fusion mean): its weights load '
+            'unchanged.')
+
+
+def check_checkpoint(path: str) -> None:
+    """Refuse a checkpoint argument that names a missing local file."""
+    if '://' not in path and not osp.isfile(path):
+        raise ToolError(f'checkpoint {path} does not exist')
