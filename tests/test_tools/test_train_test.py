@@ -173,7 +173,10 @@ def test_interrupt_then_resume_loses_no_iteration(tiny_data, tmp_path):
         saved = f.read().strip()
     done = int(re.search(r'iter_(\d+)\.pth$', saved).group(1))
     assert done >= logged >= 1
-    assert f'interrupted: saved {saved}' in log
+    assert f'interrupted: saved {osp.abspath(saved)}' in log
+    # the hint runs from any directory: absolute script, config, work dir
+    assert (f'python {TRAIN} {STOCK_CONFIG} --work-dir {osp.abspath(work)} '
+            '--resume') in log
     assert 'Traceback' not in log
 
     result = run_tool([
