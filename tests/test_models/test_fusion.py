@@ -1,4 +1,4 @@
-"""The fusion rules against independent statements of DESIGN.md's formulas.
+"""The fusion rules against independent statements of the method's formulas.
 
 Two independent references are used:
 
@@ -103,7 +103,7 @@ def test_hierarchical_closed_form(scales):
 
 
 def _reference_nscale(outputs):
-    """The rule as DESIGN.md words it, written out step by step."""
+    """The rule as the paper states it, written out step by step."""
     up_size = outputs[1.0].logits.shape[-2:]
     scales = sorted(outputs.keys(), reverse=True)
     pred = outputs[scales[0]].logits
