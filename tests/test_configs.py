@@ -3,7 +3,9 @@
 Models are built on the CPU with BN in place of SyncBN, run on a small
 input, and (HMSA models) give their training losses. The config families
 are also checked for what they are meant to state: the single-scale
-configs change only the pipeline scale, each ablation only its own knob.
+configs change only the pipeline scale, each ablation only its own knob,
+each MobileNetV2 config only the trunk of its ResNet-50 twin. The partials
+under configs/_base_/ are not configs of their own and are left out.
 """
 import copy
 import glob
@@ -24,8 +26,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
 CONFIGS = sorted(
     osp.relpath(p, CONFIG_DIR)
-    for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True))
+    for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    if not osp.relpath(p, CONFIG_DIR).startswith('_base_'))
 MNV2 = 'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024'
+# What MMSeg's MobileNetV2 trunk changes in a ResNet-50-D8 DeepLabV3+ config
+# (configs/_base_/models/mobilenet-v2-d8.py names it mobilenet_v2_d8).
+TRUNK = ('model.pretrained', 'model.backbone.',
+         'model.decode_head.in_channels', 'model.decode_head.c1_in_channels',
+         'model.auxiliary_head.in_channels', 'mobilenet_v2_d8.')
 SINGLE_SCALE = {
     f'single_scale/{trunk}_4xb2-80k_cityscapes-x{s}-512x1024.py': scale
     for trunk in ('mobilenet-v2-d8_deeplabv3plus', 'deeplabv3plus_r50-d8')
@@ -168,7 +176,8 @@ def test_single_scale_configs_change_only_the_scale(name):
         top = key.split('.')[0]
         assert top in allowed or key.endswith(
             ('pipeline', '.scale')) or key.startswith(
-                'model.test_cfg'), f'{name} also changes {key}'
+                ('model.test_cfg',
+                 'mobilenet_v2_d8.')), f'{name} also changes {key}'
 
 
 ABLATIONS = {
@@ -255,3 +264,28 @@ def test_demo_configs_run_on_a_cpu():
     assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
     assert finetune.optim_wrapper.optimizer.lr == pytest.approx(
         load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
+
+
+@pytest.mark.parametrize('name', [
+    n for n in CONFIGS
+    if n.startswith('single_scale/') and 'mobilenet' in
+    n and '-x1-' not in n
+])
+def test_mobilenet_configs_change_only_the_trunk(name):
+    """Each MobileNetV2 config is its ResNet-50 twin with MMSeg's
+    MobileNetV2 trunk (and, for a staged step, its own checkpoint)."""
+    cfg = load(name)
+    twin = load(
+        name.replace('mobilenet-v2-d8_deeplabv3plus',
+                     'deeplabv3plus_r50-d8'))
+    stock = load('single_scale/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_'
+                 'cityscapes-x1-512x1024.py')
+    assert cfg.model.backbone == stock.model.backbone
+    assert cfg.model.decode_head.in_channels == 320
+    for key in config_diff(cfg, twin):
+        assert key.startswith(TRUNK) or key == 'load_from', (
+            f'{name} also changes {key}')
+    if name.startswith('staged/'):
+        assert cfg.model.pretrained is None
+        assert 'mobilenet-v2' in cfg.load_from
+
