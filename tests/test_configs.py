@@ -305,3 +305,12 @@ def test_mobilenet_configs_change_only_the_trunk(name):
         assert cfg.model.pretrained is None
         assert 'mobilenet-v2' in cfg.load_from
 
+
+def test_hmsa_demo_states_only_hmsa():
+    """The HMSA demo is the single-scale demo (MMSeg's model on the demo
+    data) with the HMSA segmentor, head and test scales."""
+    assert config_diff(
+        load('demo/hmsa_mnv2_demo.py'),
+        load('demo/mnv2_single-scale_demo.py')) == {
+            'model.type', 'model.decode_head.type', 'model.test_cfg.scales'
+        }
