@@ -13,7 +13,17 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(ROOT, 'tools')
-DEMO = osp.join(ROOT, 'configs', 'demo')
+CONFIGS = osp.join(ROOT, 'configs')
+DEMO = osp.join(CONFIGS, 'demo')
+#: Cityscapes configs the tool tests read (not train).
+MNV2_CONFIG = osp.join(CONFIGS, 'hmsa_mnv2.py')
+STOCK_X1_CONFIG = osp.join(
+    CONFIGS, 'single_scale',
+    'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-512x1024.py')
+STAGED_CONFIG = osp.join(
+    CONFIGS, 'staged',
+    'hmsa-attn-only_mobilenet-v2-d8_deeplabv3plus_4xb2-8k_'
+    'cityscapes-512x1024.py')
 STOCK_CONFIG = osp.join(DEMO, 'mnv2_single-scale_demo.py')
 HMSA_CONFIG = osp.join(DEMO, 'hmsa_mnv2_demo.py')
 ATTENTION_CONFIG = osp.join(DEMO, 'hmsa_mnv2_attn-only_demo.py')
