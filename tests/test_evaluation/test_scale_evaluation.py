@@ -8,9 +8,13 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
-from projects.hmsa.evaluation import predict_rows, row_specs
+from projects.hmsa.evaluation import (
+    build_multiscale_model,
+    predict_rows,
+    row_specs,
+)
 from projects.hmsa.evaluation.scale_evaluation import oracle_prediction
-from tests.utils import tiny_eval_files
+from tests.utils import tiny_eval_files, tiny_model_cfg
 
 
 @pytest.fixture(scope='module')
@@ -37,6 +41,27 @@ def test_row_specs_with_explicit_and_oracle():
     names = [s.name for s in row_specs([1, 2], False, oracle=False)]
     assert names == ['single@1', 'single@2', 'mean', 'max']
     assert [s.name for s in row_specs([1.0], True)] == ['single@1']
+
+
+def test_build_multiscale_model_fusion(tiny, tmp_path):
+    scales = [0.5, 1.0]
+    model, loaded = build_multiscale_model(tiny['model'], tiny['checkpoint'],
+                                           scales, fusion=None)
+    assert model.test_cfg.fusion == 'attention' and not model.training
+    assert 'state_dict' in loaded
+    model, _ = build_multiscale_model(tiny['model'], tiny['checkpoint'],
+                                      scales)
+    assert model.test_cfg.fusion == 'mean'
+    # A stock model runs as HMSA with mean fusion by default, and refuses
+    # attention when it is asked for, as it is built.
+    stock = tiny_eval_files(tmp_path, tiny_model_cfg(hmsa=False), 'stock')
+    model, _ = build_multiscale_model(stock['model'], stock['checkpoint'],
+                                      scales, fusion=None)
+    assert type(model).__name__ == 'HMSAEncoderDecoder'
+    assert model.test_cfg.fusion == 'mean'
+    with pytest.raises(ValueError, match='attention branch'):
+        build_multiscale_model(stock['model'], stock['checkpoint'], scales,
+                               fusion='attention')
 
 
 def _model_and_loader(tiny, scales, fusion):
