@@ -265,6 +265,36 @@ def write_checkpoint(path: Path, model_cfg: dict,
     return str(path)
 
 
+def tiny_eval_files(root: Path,
+                    model: Optional[dict] = None,
+                    name: str = 'hmsa_tiny',
+                    num_images: int = 2) -> dict:
+    """A tiny Cityscapes-layout val split in ``root/cityscapes``,
+    a config that tests ``model`` on it and a checkpoint of ``model``.
+
+    Args:
+        root (Path): The folder.
+        model (dict, optional): Model config. Defaults to the tiny HMSA
+            model of :func:`tiny_model_cfg`.
+        name (str): Stem of the config and checkpoint files.
+        num_images (int): Size of the split.
+
+    Returns:
+        dict: ``root``, ``data``, ``images``, ``model``, ``config`` and
+        ``checkpoint``.
+    """
+    data = root / 'cityscapes'
+    images = make_cityscapes(data, num_images=num_images)
+    model = model or tiny_model_cfg(hmsa=True)
+    return dict(
+        root=root,
+        data=data,
+        images=images,
+        model=model,
+        config=write_config(root / f'{name}.py', data, model),
+        checkpoint=write_checkpoint(root / f'{name}.pth', model, images))
+
+
 def load_tool(name: str):
     """Import ``tools/<name>.py`` under a name that cannot clash."""
     path = osp.join(TOOLS, f'{name}.py')
