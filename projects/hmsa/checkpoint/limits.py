@@ -79,13 +79,13 @@ class Budget:
         seen = self._keys_by_hash.get(value)
         if seen is None:
             self._keys_by_hash[value] = [key]
-            self.charge(96)
+            self.charge(256)  # a dict entry and a one-item list
             return
         for other in seen:
             if type(other) is kind and other == key:
                 return
         seen.append(key)
-        self.charge(8)
+        self.charge(16)
         if len(seen) > self.limits.same_hash_keys:
             raise Refused(
                 f'more than {self.limits.same_hash_keys} different dict or '

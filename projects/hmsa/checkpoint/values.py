@@ -137,7 +137,7 @@ def _counter(args: tuple, budget: Budget) -> Counter:
     counts = args[0] if args else {}
     if type(counts) is not dict:
         raise Refused(f'it builds a Counter from {describe(counts)}')
-    budget.charge(128 + 48 * len(counts))
+    budget.charge(128 + 128 * len(counts))
     return Counter(counts)
 
 
@@ -150,7 +150,7 @@ def _set_items(args: tuple, budget: Budget, name: str) -> list:
         raise Refused(f'it builds a {name} from {describe(items)}')
     for item in items:
         budget.check_key(item)
-    budget.charge(256 + 64 * len(items))
+    budget.charge(256 + 128 * len(items))
     return items
 
 
@@ -253,6 +253,11 @@ def _size(args: tuple, budget: Budget) -> torch.Size:
     return torch.Size(dims)
 
 
+# A tensor's Python object and TensorImpl over a storage it shares (bytes,
+# measured on CPU and rounded up).
+_TENSOR = 1024
+
+
 def _no_hooks(hooks: Any) -> None:
     if type(hooks) not in (dict, OrderedDict) or hooks:
         raise Refused(f'a tensor carries backward hooks ({describe(hooks)})')
@@ -290,7 +295,7 @@ def _rebuild_tensor_v2(args: tuple, budget: Budget) -> torch.Tensor:
         raise Refused(f'a tensor of size {size} and stride {stride} at '
                       f'offset {offset} reaches past its storage of {numel} '
                       'elements')
-    budget.charge(256)
+    budget.charge(_TENSOR)
     return torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
                                            requires_grad, hooks, metadata)
 
@@ -302,7 +307,7 @@ def _rebuild_parameter(args: tuple, budget: Budget) -> torch.nn.Parameter:
         raise Refused(f'a parameter is built from {describe(data)}')
     _bool(requires_grad, 'requires_grad')
     _no_hooks(hooks)
-    budget.charge(256)
+    budget.charge(_TENSOR)
     return torch._utils._rebuild_parameter(data, requires_grad, hooks)
 
 
