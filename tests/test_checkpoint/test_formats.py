@@ -1,5 +1,7 @@
 """Legitimate checkpoints load, equal to what torch's full unpickler gives."""
 import datetime
+import itertools
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -49,10 +51,17 @@ class _Toy(nn.Module):
         return {'loss': losses['loss'].detach()}
 
 
+_RUNS = itertools.count()
+
+
 def runner(work_dir, max_iters, resume=False, load_from=None):
     """A runner that trains :class:`_Toy` with SGD, a momentum optimizer
-    state and a parameter scheduler, saving every 2 iterations."""
+    state and a parameter scheduler, saving every 2 iterations.
+
+    Each has its own name: runners named alike share one message hub.
+    """
     return Runner(
+        experiment_name=f'toy_{next(_RUNS)}_{os.getpid()}',
         model=_Toy(),
         work_dir=str(work_dir),
         train_dataloader=dict(
@@ -190,7 +199,7 @@ def _mmpretrain_style():
     }
 
 
-@pytest.mark.parametrize('protocol', [2, 4, 5])
+@pytest.mark.parametrize('protocol', [2, 3, 4, 5])
 @pytest.mark.parametrize('zipped', [True, False], ids=['zip', 'legacy'])
 def test_mmpretrain_style_checkpoint(tmp_path, protocol, zipped):
     path = tmp_path / 'mmpretrain.pth'

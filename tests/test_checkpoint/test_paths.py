@@ -150,7 +150,8 @@ def test_pavi_and_s3_load_safely(tmp_path, monkeypatch):
 
 
 # --------------------------------------------- MMEngine's own entry points
-def test_load_checkpoint_and_pretrained_init_are_protected(tmp_path):
+def test_load_checkpoint_pretrained_load_from_init_model_are_protected(
+        tmp_path):
     marker = tmp_path / 'pwned'
     path = str(tmp_path / 'evil.pth')
     _evil(path, marker)
@@ -162,6 +163,10 @@ def test_load_checkpoint_and_pretrained_init_are_protected(tmp_path):
         build(cfg).init_weights()
     with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth'):
         runner(tmp_path / 'run', max_iters=2, load_from=path).train()
+    from mmengine.config import Config
+    from mmseg.apis import init_model
+    with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth'):
+        init_model(Config(dict(model=tiny_segmentor())), path)
     assert not marker.exists()
 
 
