@@ -320,3 +320,80 @@ def fake_state_dict(shapes: Shapes, seed: int = 0) -> Dict[str, torch.Tensor]:
         else:
             out[f'module.{name}'] = torch.randn(shape, generator=g)
     return out
+
+
+def bn_relu(c):
+    """Their ``BNReLU``."""
+    return nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+
+
+class ObjectAttentionBlock(nn.Module):
+    """network/ocr_utils.py ``ObjectAttentionBlock`` (scale 1)."""
+
+    def __init__(self, in_ch, key_ch):
+        super().__init__()
+        self.key_ch = key_ch
+
+        def two(cin):
+            return nn.Sequential(
+                nn.Conv2d(cin, key_ch, 1, bias=False), bn_relu(key_ch),
+                nn.Conv2d(key_ch, key_ch, 1, bias=False), bn_relu(key_ch))
+
+        self.f_pixel, self.f_object = two(in_ch), two(in_ch)
+        self.f_down = nn.Sequential(
+            nn.Conv2d(in_ch, key_ch, 1, bias=False), bn_relu(key_ch))
+        self.f_up = nn.Sequential(
+            nn.Conv2d(key_ch, in_ch, 1, bias=False), bn_relu(in_ch))
+
+    def forward(self, x, proxy):
+        n, _, h, w = x.shape
+        query = self.f_pixel(x).view(n, self.key_ch, -1).permute(0, 2, 1)
+        key = self.f_object(proxy).view(n, self.key_ch, -1)
+        value = self.f_down(proxy).view(n, self.key_ch, -1).permute(0, 2, 1)
+        sim = F.softmax(self.key_ch**-.5 * torch.matmul(query, key), dim=-1)
+        context = torch.matmul(sim, value).permute(0, 2, 1).contiguous()
+        return self.f_up(context.view(n, self.key_ch, h, w))
+
+
+class SpatialOCR(nn.Module):
+    """``SpatialOCR_Module`` without its ASPP (``OCR_ASPP=False``)."""
+
+    def __init__(self, in_ch, key_ch):
+        super().__init__()
+        self.object_context_block = ObjectAttentionBlock(in_ch, key_ch)
+        self.conv_bn_dropout = nn.Sequential(
+            nn.Conv2d(2 * in_ch, in_ch, 1, bias=False), bn_relu(in_ch),
+            nn.Dropout2d(0.05))
+
+    def forward(self, feats, proxy):
+        context = self.object_context_block(feats, proxy)
+        return self.conv_bn_dropout(torch.cat([context, feats], 1))
+
+
+class NvidiaOCRBlock(nn.Module):
+    """network/ocrnet.py ``OCR_block`` and, beside it, ``MscaleOCR``'s
+    ``scale_attn`` on the OCR features."""
+
+    def __init__(self, high_ch, num_classes, mid_ch=512, key_ch=256,
+                 bot_ch=256):
+        super().__init__()
+        self.conv3x3_ocr = nn.Sequential(
+            nn.Conv2d(high_ch, mid_ch, 3, padding=1), bn_relu(mid_ch))
+        self.ocr_distri_head = SpatialOCR(mid_ch, key_ch)
+        self.cls_head = nn.Conv2d(mid_ch, num_classes, 1)
+        self.aux_head = nn.Sequential(
+            nn.Conv2d(high_ch, high_ch, 1), bn_relu(high_ch),
+            nn.Conv2d(high_ch, num_classes, 1))
+        self.scale_attn = make_attn_head(mid_ch, bot_ch)
+
+    def forward(self, high):
+        feats = self.conv3x3_ocr(high)
+        aux = self.aux_head(high)
+        # SpatialGather_Module: class-weighted sums of the features
+        n, c = aux.shape[:2]
+        probs = F.softmax(aux.view(n, c, -1), dim=2)
+        context = torch.matmul(probs, feats.view(n, feats.shape[1],
+                                                 -1).permute(0, 2, 1))
+        context = context.permute(0, 2, 1).unsqueeze(3)
+        ocr_feats = self.ocr_distri_head(feats, context)
+        return self.cls_head(ocr_feats), aux, self.scale_attn(ocr_feats)

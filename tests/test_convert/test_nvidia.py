@@ -19,6 +19,7 @@ from projects.hmsa.convert import (
 from projects.hmsa.models import AttentionBranch
 from tests.test_convert.nvidia_reference import (
     NvidiaMscaleV3Plus,
+    NvidiaOCRBlock,
     fake_state_dict,
     nvidia_hrnet_ocr_shapes,
     randomise,
@@ -229,3 +230,59 @@ def test_tool_refuses_with_one_line(tmp_path, capsys):
             [str(src), CONFIG, str(tmp_path / 'out.pth')]))
     assert exit_info.value.code == 1
     assert 'no rule of mscale.DeepV3R50 maps' in capsys.readouterr().err
+
+
+def test_hrnet_ocr_heads_give_nvidias_logits_and_attention():
+    """Their OCR block (aux head, OCR, classifier) and attention head,
+    converted into MMSeg's FCN and OCR heads and an attention branch, on
+    the same trunk features: equal outputs, conv biases folded. (The HRNet
+    trunk's names are identical in both; its forward is not compared.)"""
+    widths, mid, key, bot = (4, 8, 16, 32), 24, 12, 16
+    torch.manual_seed(0)
+    block = randomise(NvidiaOCRBlock(sum(widths), NUM_CLASSES, mid, key,
+                                     bot)).eval()
+    for conv in (block.conv3x3_ocr[0], block.aux_head[0]):
+        conv.bias.data.normal_()  # folding must matter
+    heads = dict(in_channels=list(widths), in_index=(0, 1, 2, 3),
+                 input_transform='resize_concat', norm_cfg=NORM,
+                 align_corners=False, num_classes=NUM_CLASSES,
+                 dropout_ratio=-1)
+    fcn = build(dict(type='FCNHead', channels=sum(widths), kernel_size=1,
+                     num_convs=1, concat_input=False, **heads))
+    ocr = build(dict(type='OCRHead', channels=mid, ocr_channels=key,
+                     **heads))
+    branch = AttentionBranch(mid, channels=bot, type='paper', num_convs=2)
+    target = {f'decode_head.0.{k}': v for k, v in fcn.state_dict().items()}
+    target.update(
+        {f'decode_head.1.{k}': v for k, v in ocr.state_dict().items()})
+    target.update({f'decode_head.1.attention.{k}': v
+                   for k, v in branch.state_dict().items()})
+    theirs = {f'ocr.{k}': v for k, v in block.state_dict().items()
+              if not k.startswith('scale_attn.')}
+    theirs.update({k: v for k, v in block.state_dict().items()
+                   if k.startswith('scale_attn.')})
+    state, report = convert_state_dict(theirs, target, 'ocrnet.HRNet_Mscale')
+    assert sorted(report.folded) == ['ocr.aux_head.0.bias',
+                                     'ocr.conv3x3_ocr.0.bias']
+    for prefix, module in (('decode_head.0.', fcn), ('decode_head.1.', ocr),
+                           ('decode_head.1.attention.', branch)):
+        module.load_state_dict({
+            k[len(prefix):]: v for k, v in state.items()
+            if k.startswith(prefix) and (module is branch
+                                         or '.attention.' not in k)
+        }, strict=True)
+        module.eval()
+    g = torch.Generator().manual_seed(2)
+    feats = [torch.randn(2, c, 16 // 2**i, 24 // 2**i, generator=g)
+             for i, c in enumerate(widths)]
+    with torch.no_grad():
+        high = ocr._transform_inputs(feats)  # their trunk's upsample+concat
+        cls, aux, attn = block(high)
+        our_aux = fcn(feats)
+        x = ocr.bottleneck(high)
+        context = ocr.spatial_gather_module(x, our_aux)
+        ocr_feats = ocr.object_context_block(x, context)
+        our_cls, our_attn = ocr.cls_seg(ocr_feats), branch(ocr_feats)
+    for ours, ref in ((our_aux, aux), (our_cls, cls), (our_attn, attn)):
+        assert float((ours - ref).abs().max() / ref.abs().max()) <= 1e-4
+    assert torch.equal(ocr(feats, our_aux), our_cls)
