@@ -129,3 +129,18 @@ def test_unknown_family_and_segmentor():
         to_hmsa(dict(type='Other'))
     with pytest.raises(ValueError, match='no HMSA head of its own'):
         to_hmsa(tiny_stock_cfg('FCN'), declared=True)
+
+
+def test_demo_training_run(tiny_data, tmp_path):
+    from projects.hmsa.model_families import demo_training_run
+    model = to_hmsa(
+        tiny_stock_cfg('OCRNet'),
+        test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0]))
+    run = demo_training_run(
+        model, tiny_data, str(tmp_path), iters=2, batch_size=2,
+        crop_size=(64, 128))
+    assert run.iters == 2
+    assert run.first_loss > 0 and run.last_loss > 0
+    assert run.seconds_per_iter > 0
+    assert 0 <= run.miou <= 100
+    assert (tmp_path / 'iter_2.pth').is_file()
