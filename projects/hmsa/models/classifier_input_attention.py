@@ -33,6 +33,12 @@ def classifier_inputs(head: BaseDecodeHead) -> Iterator[List[Tensor]]:
         del head.cls_seg
 
 
+def _head_attribute(name: str) -> property:
+    """A read-only property that reads ``self.head.<name>``."""
+    return property(
+        lambda self: getattr(self.head, name), doc=f"The head's {name}.")
+
+
 class ClassifierInputAttention(AttentionHeadMixin):
     """The attention branch of an MMSeg decode head that has none.
 
@@ -80,25 +86,11 @@ class ClassifierInputAttention(AttentionHeadMixin):
     def attention(self, branch: nn.Module) -> None:
         self.head.add_module('attention', branch)
 
-    @property
-    def out_channels(self) -> int:
-        return self.head.out_channels
-
-    @property
-    def align_corners(self) -> bool:
-        return self.head.align_corners
-
-    @property
-    def norm_cfg(self) -> OptConfigType:
-        return self.head.norm_cfg
-
-    @property
-    def act_cfg(self) -> OptConfigType:
-        return self.head.act_cfg
-
-    @property
-    def conv_cfg(self) -> OptConfigType:
-        return self.head.conv_cfg
+    out_channels = _head_attribute('out_channels')
+    align_corners = _head_attribute('align_corners')
+    norm_cfg = _head_attribute('norm_cfg')
+    act_cfg = _head_attribute('act_cfg')
+    conv_cfg = _head_attribute('conv_cfg')
 
     def classify(self, forward: Callable[..., Tensor],
                  *args) -> Tuple[Tensor, Tensor]:

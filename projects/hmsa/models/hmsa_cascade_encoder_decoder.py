@@ -5,13 +5,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import torch.nn as nn
 from mmseg.models.segmentors import CascadeEncoderDecoder
 from mmseg.registry import MODELS
-from mmseg.utils import (
-    ConfigType,
-    OptConfigType,
-    OptMultiConfig,
-    SampleList,
-    add_prefix,
-)
+from mmseg.utils import ConfigType, OptConfigType, SampleList, add_prefix
 from torch import Tensor
 
 from .classifier_input_attention import ClassifierInputAttention
@@ -123,42 +117,20 @@ class HMSACascadeEncoderDecoder(HMSAEncoderDecoder):
     the earlier stages' fused losses then also train the branch.
 
     Args:
-        num_stages (int): Number of cascaded heads.
-        attention_cfg (dict, optional): The attention branch of the final
-            head (see :class:`HMSAEncoderDecoder`); None: no branch
-            (``mean`` and ``max`` fusion only).
-        **kwargs: The other arguments of :class:`HMSAEncoderDecoder`.
+        num_stages (int): Number of cascaded heads (at least 2).
+        **kwargs: The arguments of :class:`HMSAEncoderDecoder`, with
+            ``decode_head`` a list of ``num_stages`` head configs, as for
+            MMSeg's ``CascadeEncoderDecoder``. ``attention_cfg`` adds the
+            branch to the final head; None: no branch (``mean`` and ``max``
+            fusion only).
     """
 
-    def __init__(self,
-                 num_stages: int,
-                 backbone: ConfigType,
-                 decode_head: ConfigType,
-                 neck: OptConfigType = None,
-                 auxiliary_head: OptConfigType = None,
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 pretrained: Optional[str] = None,
-                 init_cfg: OptMultiConfig = None,
-                 min_input_size: int = 32,
-                 attention_cfg: OptConfigType = None) -> None:
+    def __init__(self, num_stages: int, **kwargs) -> None:
         if int(num_stages) < 2:
             raise ValueError(
                 f'num_stages must be >= 2 for a cascade, got {num_stages}')
         self.num_stages = int(num_stages)
-        super().__init__(
-            backbone=backbone,
-            decode_head=decode_head,
-            neck=neck,
-            auxiliary_head=auxiliary_head,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            data_preprocessor=data_preprocessor,
-            pretrained=pretrained,
-            init_cfg=init_cfg,
-            min_input_size=min_input_size,
-            attention_cfg=attention_cfg)
+        super().__init__(**kwargs)
 
     def _init_decode_head(self, decode_head: ConfigType) -> None:
         """Build the heads as MMSeg's ``CascadeEncoderDecoder`` does."""
