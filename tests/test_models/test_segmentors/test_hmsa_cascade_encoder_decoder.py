@@ -182,3 +182,21 @@ def test_cascade_needs_two_stages():
     cfg['num_stages'] = 1
     with pytest.raises(ValueError, match='num_stages'):
         build(cfg)
+
+
+def test_stock_ocrnet_checkpoint_is_explained(tmp_path):
+    from mmengine.runner import load_checkpoint, save_checkpoint
+
+    from tests.test_models.test_stock_transfer import logged
+    stock = build(tiny_stock_cfg('OCRNet'))
+    path = str(tmp_path / 'ocrnet.pth')
+    save_checkpoint({'state_dict': stock.state_dict(), 'meta': {}}, path)
+    model = ocrnet()
+    with logged() as messages:
+        load_checkpoint(model, path, logger='current')
+    text = '\n'.join(messages)
+    assert 'no attention branch' in text
+    assert 'under decode_head.1.attention' in text
+    assert 'predicts' not in text  # the class count is read off the OCR head
+    for key, value in stock.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
