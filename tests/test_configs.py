@@ -20,6 +20,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
+from projects.hmsa.cli import HMSA_SEGMENTORS
 from projects.hmsa.stock import sync_bn_to_bn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -110,7 +111,7 @@ def test_config_builds_model_and_datasets(name):
         out = model.predict(torch.rand(1, 3, *size), samples(1, size))
     assert out[0].pred_sem_seg.data.shape == (1, *size)
     assert out[0].seg_logits.data.shape[0] == 19
-    if model_cfg['type'] == 'HMSAEncoderDecoder':
+    if model_cfg['type'] in HMSA_SEGMENTORS:
         model.train()
         losses = model.loss(torch.rand(2, 3, 64, 128), samples(2, (64, 128)))
         assert torch.isfinite(losses['decode.loss_ce'])
@@ -120,7 +121,7 @@ def test_config_builds_model_and_datasets(name):
                 for n, p in model.named_parameters() if p.requires_grad
             }
             assert trainable and all(
-                n.startswith('decode_head.attention.') for n in trainable)
+                n.startswith(model.attention_prefix) for n in trainable)
     for split in ('train', 'val', 'test'):
         dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
         dataset_cfg['lazy_init'] = True  # parse, read no files

@@ -48,7 +48,7 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         # make_attn_head: two 3x3 conv-BN-ReLU of 256 channels, a 1x1 conv
-        # to one channel (no bias: the converter sets ours to zero), sigmoid
+        # to one channel without bias (as the paper branch), sigmoid
         attention_cfg=dict(type='paper', channels=256, num_convs=2),
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),

@@ -17,7 +17,7 @@ from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from .datasets import DatasetError
 
 #: Segmentor types that run hierarchical multi-scale attention.
-HMSA_SEGMENTORS = ('HMSAEncoderDecoder', )
+HMSA_SEGMENTORS = ('HMSAEncoderDecoder', 'HMSACascadeEncoderDecoder')
 
 
 class ToolError(Exception):
@@ -174,7 +174,7 @@ def require_hmsa(cfg: Config, what: str) -> None:
     if not is_hmsa_model(cfg.model):
         raise ToolError(
             f'{what} set the multi-scale inference of an HMSA model (type '
-            f'HMSAEncoderDecoder), but {cfg.filename} builds '
+            f'{" or ".join(HMSA_SEGMENTORS)}), but {cfg.filename} builds '
             f'{cfg.model.get("type")}. Test a single-scale checkpoint at '
             'several scales through an HMSA config instead (e.g. '
             'configs/hmsa_mnv2.py with --fusion mean): its weights load '

@@ -14,6 +14,7 @@ picks, pixel by pixel, one of the scales' predictions.
 """
 import copy
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -23,6 +24,7 @@ from mmengine.logging import MMLogger
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ..model_families import HMSA_SEGMENTOR_TYPES
 from ..models import HMSAEncoderDecoder, check_scales
 from ..models.fusion import resize_to
 from .category_metric import CityscapesCategoryMetric
@@ -33,6 +35,7 @@ HEAD_NAMES = {
     'HMSASepASPPHead': 'DeepLabV3+',
     'ASPPHead': 'DeepLabV3',
     'HMSAASPPHead': 'DeepLabV3',
+    'OCRHead': 'OCR',
 }
 
 
@@ -133,7 +136,9 @@ def as_multiscale_model_cfg(model_cfg: dict) -> ConfigDict:
     """Model config that runs under :class:`HMSAEncoderDecoder`.
 
     A stock ``EncoderDecoder`` config (e.g. a single-scale DeepLabV3+
-    checkpoint's) becomes an ``HMSAEncoderDecoder`` with the same modules
+    checkpoint's) becomes an ``HMSAEncoderDecoder`` (a
+    ``CascadeEncoderDecoder`` an ``HMSACascadeEncoderDecoder``) with the
+    same modules
     and parameter names, so its checkpoint loads unchanged and it can be
     tested at several scales with ``mean``/``max`` fusion. Training and
     pretraining settings are dropped; an HMSA config is returned as is.
@@ -145,16 +150,18 @@ def as_multiscale_model_cfg(model_cfg: dict) -> ConfigDict:
         ConfigDict: A copy, ready to build for inference.
 
     Raises:
-        ValueError: For segmentors other than (HMSA)EncoderDecoder.
+        ValueError: For segmentors other than (HMSA)EncoderDecoder and
+            (HMSA)CascadeEncoderDecoder.
     """
     cfg = ConfigDict(copy.deepcopy(dict(model_cfg)))
     kind = cfg.get('type')
-    if kind == 'EncoderDecoder':
-        cfg.type = 'HMSAEncoderDecoder'
-    elif kind != 'HMSAEncoderDecoder':
+    if kind in HMSA_SEGMENTOR_TYPES:
+        cfg.type = HMSA_SEGMENTOR_TYPES[kind]
+    elif kind not in HMSA_SEGMENTOR_TYPES.values():
+        supported = [*HMSA_SEGMENTOR_TYPES, *HMSA_SEGMENTOR_TYPES.values()]
         raise ValueError(
-            f'multi-scale evaluation supports EncoderDecoder and '
-            f'HMSAEncoderDecoder models, the config has {kind!r}')
+            f'multi-scale evaluation supports {", ".join(supported)} '
+            f'models, the config has {kind!r}')
     cfg.pretrained = None
     if isinstance(cfg.get('backbone'), dict):
         cfg.backbone.pop('init_cfg', None)
@@ -216,7 +223,10 @@ def describe_model(model_cfg: dict) -> Tuple[str, str]:
     trunk = str(backbone.get('type', 'unknown'))
     if 'depth' in backbone:
         trunk = f'{trunk}-{backbone["depth"]}'
-    head_type = str((model_cfg.get('decode_head') or {}).get('type', '?'))
+    head = model_cfg.get('decode_head') or {}
+    if isinstance(head, (list, tuple)):  # a cascade: its final head
+        head = head[-1] if head else {}
+    head_type = str(head.get('type', '?'))
     return trunk, HEAD_NAMES.get(head_type, head_type)
 
 
@@ -237,10 +247,13 @@ def has_attention_weights(checkpoint: dict) -> bool:
             (with or without a ``state_dict`` entry).
 
     Returns:
-        bool: True if some key lies under ``decode_head.attention.``.
+        bool: True if some key lies under ``decode_head.attention.`` (or,
+        for a cascade, ``decode_head.<i>.attention.``).
     """
     state = checkpoint.get('state_dict', checkpoint)
-    return any('decode_head.attention.' in str(k) for k in state)
+    return any(
+        re.match(r'(.*\.)?decode_head\.([0-9]+\.)?attention\.', str(k))
+        for k in state)
 
 
 def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,

@@ -4,6 +4,7 @@ Everything here is a pure function of tensors: no module state, no config.
 The segmentor calls these; the tests compare them with an independent
 implementation of the formulas.
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -51,9 +52,11 @@ def resize_output(out: ScaleOutput,
                   align_corners: bool = False) -> ScaleOutput:
     """``out`` with its logits and attention resized to ``size``.
 
-    Resizing the post-sigmoid attention keeps it in (0, 1).
+    Resizing the post-sigmoid attention keeps it in (0, 1). Other fields
+    of a subclass (a cascade's earlier stages) are kept as they are.
     """
-    return ScaleOutput(
+    return dataclasses.replace(
+        out,
         logits=resize_to(out.logits, size, align_corners),
         attention=None if out.attention is None else resize_to(
             out.attention, size, align_corners))

@@ -3,6 +3,7 @@ import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
@@ -19,12 +20,13 @@ from mmseg.utils import (
 )
 from torch import Tensor
 
+from .attention_head_mixin import AttentionHeadMixin
+from .classifier_input_attention import ClassifierInputAttention
 from .fusion import (
     ScaleOutput,
     explicit_fuse,
     fuse,
     hierarchical_chain,
-    hierarchical_fuse,
     resize_output,
     resize_to,
     scaled_size,
@@ -75,13 +77,16 @@ class HMSAEncoderDecoder(EncoderDecoder):
     """Encoder-decoder with hierarchical multi-scale attention.
 
     One network (backbone, decode head, shared weights) runs on the image at
-    several scales; the decode head (an HMSA head such as
-    :class:`HMSASepASPPHead`) also predicts a relative attention map per
-    scale. Training fuses the 1.0 scale with one lower scale; inference
-    chains the same pairwise rule over any list of scales that contains
-    1.0, or averages (``mean``) or takes the maximum (``max``) of the same
-    per-scale logits. Everything :class:`EncoderDecoder` accepts keeps
-    working.
+    several scales; an attention branch also predicts a relative attention
+    map per scale. The branch comes either with the segmentor's
+    ``attention_cfg``, for any MMSeg decode head (it reads the input of the
+    head's classifier, see :class:`ClassifierInputAttention`), or with an
+    HMSA head that declares the features it reads (such as
+    :class:`HMSASepASPPHead`). Training fuses the 1.0 scale with one lower
+    scale; inference chains the same pairwise rule over any list of scales
+    that contains 1.0, or averages (``mean``) or takes the maximum
+    (``max``) of the same per-scale logits. Everything
+    :class:`EncoderDecoder` accepts keeps working.
 
     ``train_cfg`` keys:
 
@@ -138,8 +143,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
     Args:
         backbone (dict): Backbone config.
-        decode_head (dict): Decode head config; an HMSA head for attention
-            fusion, any MMSeg head for ``mean``/``max``.
+        decode_head (dict): Decode head config: any MMSeg head (with
+            ``attention_cfg`` for attention fusion; without, ``mean`` and
+            ``max`` only) or an HMSA head.
         neck (dict, optional): Neck config.
         auxiliary_head (dict, optional): Auxiliary head config; trained on
             the 1.0 scale's features, as in MMSeg.
@@ -150,6 +156,12 @@ class HMSAEncoderDecoder(EncoderDecoder):
         init_cfg (dict, optional): Initialisation config.
         min_input_size (int): The smallest image side (after rescaling) the
             network accepts. Defaults to 32.
+        attention_cfg (dict, optional): An attention branch for a decode
+            head without one: arguments of :class:`AttentionBranch` and
+            ``inputs`` (see :class:`AttentionHeadMixin`); ``dict()`` gives
+            the default branch. Its parameters are ``decode_head.attention.*``
+            and everything else keeps MMSeg's names. None (default): the
+            branch of an HMSA head, or none.
     """
 
     def __init__(self,
@@ -162,7 +174,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                  data_preprocessor: OptConfigType = None,
                  pretrained: Optional[str] = None,
                  init_cfg: OptMultiConfig = None,
-                 min_input_size: int = 32) -> None:
+                 min_input_size: int = 32,
+                 attention_cfg: OptConfigType = None) -> None:
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -177,6 +190,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
             raise ValueError(
                 f'min_input_size must be >= 1, got {min_input_size}')
         self.min_input_size = int(min_input_size)
+        self._added_attention = self._init_attention_head(attention_cfg)
         self.train_cfg = train_settings(train_cfg)
         self.test_cfg = test_settings(test_cfg)
         self._check_settings()
@@ -186,22 +200,57 @@ class HMSAEncoderDecoder(EncoderDecoder):
     # ------------------------------------------------------------------
     # configuration
     # ------------------------------------------------------------------
+    def _init_attention_head(
+            self, attention_cfg: OptConfigType
+    ) -> Optional[ClassifierInputAttention]:
+        """The branch that ``attention_cfg`` adds to the final head (None
+        without one)."""
+        if attention_cfg is None:
+            return None
+        head = self.final_head
+        if isinstance(head, AttentionHeadMixin):
+            raise ValueError(
+                f'{type(head).__name__} has an attention branch of its own '
+                '(its attention_cfg); the segmentor\'s attention_cfg adds one '
+                'to a head without, e.g. the stock MMSeg head')
+        return ClassifierInputAttention(head, attention_cfg)
+
+    @property
+    def final_head(self) -> nn.Module:
+        """The decode head whose logits are the model's."""
+        return self.decode_head
+
+    @property
+    def final_head_prefix(self) -> str:
+        """The state-dict prefix of :attr:`final_head`."""
+        return 'decode_head.'
+
+    @property
+    def scale_head(self) -> Optional[AttentionHeadMixin]:
+        """What computes a scale's logits and attention (the interface of
+        :class:`AttentionHeadMixin`): the branch added by ``attention_cfg``,
+        or an HMSA head; None when the model has no attention branch."""
+        if self._added_attention is not None:
+            return self._added_attention
+        head = self.final_head
+        return head if isinstance(head, AttentionHeadMixin) else None
+
     @property
     def with_attention(self) -> bool:
-        """Whether the decode head has an attention branch."""
-        return hasattr(self.decode_head, 'forward_scale')
+        """Whether the model has an attention branch."""
+        return self.scale_head is not None
 
     @property
     def attention_reads_higher(self) -> bool:
         """Whether the attention is computed during fusion, from a scale's
         logits and the higher scales' prediction (``attention_cfg.inputs``
         holds ``'higher'``), rather than with each scale's outputs."""
-        return self.with_attention and self.decode_head.attention_reads_higher
+        return self.with_attention and self.scale_head.attention_reads_higher
 
     def _attend_fn(self):
         """What the hierarchical fusion computes attention with (None: it
         reads each scale's own ``attention``)."""
-        return self.decode_head.attend_higher \
+        return self.scale_head.attend_higher \
             if self.attention_reads_higher else None
 
     def fuse_outputs(self, outputs: Dict[float, ScaleOutput],
@@ -222,13 +271,13 @@ class HMSAEncoderDecoder(EncoderDecoder):
         self.test_cfg = test_settings(self.test_cfg)
         scales, fusion = check_scales(self.test_cfg.scales), \
             self.test_cfg.fusion
-        head = type(self.decode_head).__name__
+        head = type(self.final_head).__name__
         if fusion in ('attention', 'explicit') and len(scales) > 1 \
                 and not self.with_attention:
             raise ValueError(
                 f'test_cfg.fusion="{fusion}" needs a decode head with an '
                 f'attention branch; {head} has none (use fusion "mean" or '
-                '"max", or an HMSA head)')
+                '"max", or give the segmentor an attention_cfg)')
         if self.attention_reads_higher and 'explicit' in (
                 fusion, self.train_cfg.fusion):
             key = 'test_cfg' if fusion == 'explicit' else 'train_cfg'
@@ -239,8 +288,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if self.attention_only and not self.with_attention:
             raise ValueError(
                 'train_cfg.attention_only=True needs a decode head with an '
-                f'attention branch; {head} has none (use HMSASepASPPHead or '
-                'HMSAASPPHead)')
+                f'attention branch; {head} has none (give the segmentor an '
+                'attention_cfg, or use an HMSA head)')
         return scales, fusion
 
     def _train_option(self, name: str) -> str:
@@ -264,8 +313,13 @@ class HMSAEncoderDecoder(EncoderDecoder):
     # ------------------------------------------------------------------
     # attention-only training
     # ------------------------------------------------------------------
+    @property
+    def attention_prefix(self) -> str:
+        """The state-dict prefix of the attention branch."""
+        return f'{self.final_head_prefix}attention.'
+
     def _is_attention_param(self, name: str) -> bool:
-        return name.startswith('decode_head.attention.')
+        return name.startswith(self.attention_prefix)
 
     def _freeze_all_but_attention(self) -> None:
         for name, param in self.named_parameters():
@@ -278,7 +332,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if mode and self.attention_only:
             for module in self.children():
                 module.eval()
-            self.decode_head.attention.train()
+            self.scale_head.attention.train()
         return self
 
     # ------------------------------------------------------------------
@@ -298,9 +352,13 @@ class HMSAEncoderDecoder(EncoderDecoder):
         branch) attention on the decoder's grid."""
         feats = self.extract_feat(inputs)
         if self.with_attention:
-            return self.decode_head.forward_scale(
+            return self.scale_head.forward_scale(
                 feats, with_attention=with_attention)
-        return ScaleOutput(logits=self.decode_head.forward(feats))
+        return ScaleOutput(logits=self._decode_logits(feats))
+
+    def _decode_logits(self, feats: List[Tensor]) -> Tensor:
+        """The decode head's logits from backbone (and neck) features."""
+        return self.decode_head.forward(feats)
 
     def _slide_scale(self,
                      inputs: Tensor,
@@ -598,16 +656,16 @@ class HMSAEncoderDecoder(EncoderDecoder):
         reads (``fusion_grid``).
         """
         x = self._rescale(inputs, scale, self._train_option('scale_rounding'))
+        head = self.scale_head
         if not self.attention_only:
             feats = self.extract_feat(x)
-            out = self.decode_head.forward_scale(feats, with_attention)
+            out = head.forward_scale(feats, with_attention)
         else:
             with torch.no_grad():
                 feats = self.extract_feat(x)
-                attn_in, logits = self.decode_head.decode(feats)
+                attn_in, logits = head.decode(feats)
             # only the branch runs with autograd
-            out = self.decode_head.scale_output(attn_in, logits,
-                                                with_attention)
+            out = head.scale_output(attn_in, logits, with_attention)
         if self._train_option('fusion_grid') == 'image':
             out = resize_output(out, x.shape[-2:], self.align_corners)
         return out, feats
@@ -627,9 +685,10 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if not self.with_attention:
             raise ValueError(
                 'HMSAEncoderDecoder training needs a decode head with an '
-                f'attention branch; {type(self.decode_head).__name__} has '
-                'none (use HMSASepASPPHead or HMSAASPPHead). A head without '
-                'one can still be tested with fusion "mean" or "max".')
+                f'attention branch; {type(self.final_head).__name__} has '
+                'none (give the segmentor an attention_cfg, or use an HMSA '
+                'head). A model without one can still be tested with fusion '
+                '"mean" or "max".')
         pairs, scales = self._training_step_scales()
         self._check_input_size(inputs.shape[-2:], scales,
                                self._train_option('scale_rounding'))
@@ -649,17 +708,13 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
         losses = {}
         if explicit:
-            fused = explicit_fuse(outputs, self.align_corners)
             losses.update(
                 add_prefix(
-                    self.decode_head.loss_by_feat(fused, data_samples),
+                    self._fused_loss(outputs, data_samples, explicit=True),
                     'decode'))
         for pair in pairs:
-            fused = hierarchical_fuse({s: outputs[s]
-                                       for s in pair},
-                                      self.align_corners,
-                                      attend=self._attend_fn())
-            terms = self.decode_head.loss_by_feat(fused, data_samples)
+            terms = self._fused_loss({s: outputs[s]
+                                      for s in pair}, data_samples)
             if len(pairs) == 1:
                 losses.update(add_prefix(terms, 'decode'))
             else:
@@ -674,8 +729,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         for scale in scales:
             weight = w_hi if scale == max(scales) else w_lo
             if weight > 0:
-                terms = self.decode_head.loss_by_feat(outputs[scale].logits,
-                                                      data_samples)
+                terms = self.final_head.loss_by_feat(outputs[scale].logits,
+                                                     data_samples)
                 losses.update(
                     add_prefix(self._weigh(terms, weight), f'scale_{scale}'))
         if self.with_auxiliary_head:
@@ -683,11 +738,34 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 self._auxiliary_head_forward_train(feats_hi, data_samples))
         return losses
 
+    def _train_fuse(
+            self,
+            outputs: Dict[float, ScaleOutput],
+            explicit: bool = False) -> Tuple[Tensor, Dict[float, Tensor]]:
+        """Fuse a training step's scales; return the fused logits and the
+        attention each scale was fused with."""
+        if explicit:
+            return explicit_fuse(outputs, self.align_corners), {
+                s: o.attention
+                for s, o in outputs.items()
+            }
+        return hierarchical_chain(
+            outputs, self.align_corners, attend=self._attend_fn())
+
+    def _fused_loss(self,
+                    outputs: Dict[float, ScaleOutput],
+                    data_samples: SampleList,
+                    explicit: bool = False) -> dict:
+        """The loss terms of one fusion of a training step's scales."""
+        fused, _ = self._train_fuse(outputs, explicit)
+        return self.final_head.loss_by_feat(fused, data_samples)
+
     @staticmethod
     def _weigh(terms: dict, weight: float) -> dict:
-        """Multiply the ``loss*`` entries of a loss dict by ``weight``."""
+        """Multiply the ``loss*`` entries of a loss dict (also nested
+        ones, ``name.loss*``) by ``weight``."""
         return {
-            k: v * weight if k.startswith('loss') else v
+            k: v * weight if k.rsplit('.', 1)[-1].startswith('loss') else v
             for k, v in terms.items()
         }
 
@@ -723,12 +801,13 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 logger='current',
                 level=logging.WARNING)
             return
-        classes = getattr(state_dict.get('decode_head.conv_seg.weight'),
-                          'shape', (self.out_channels, ))[0]
+        classes = getattr(
+            state_dict.get(f'{self.final_head_prefix}conv_seg.weight'),
+            'shape', (self.out_channels, ))[0]
         if classes != self.out_channels:
             print_log(
                 f'the checkpoint predicts {classes} classes, the model '
-                f'{self.out_channels} (decode_head.num_classes): its '
+                f'{self.out_channels} (num_classes of the decode head): its '
                 'classifiers are not loaded and start from their '
                 'initialisation (fine-tuning to another class count); '
                 'strict loading refuses such a checkpoint',
@@ -742,6 +821,6 @@ class HMSAEncoderDecoder(EncoderDecoder):
             print_log(
                 f'HMSA: the checkpoint has no attention branch '
                 f'({len(missing_attention)} tensors under '
-                'decode_head.attention): it starts from its initialisation; '
-                'everything else comes from the checkpoint.',
+                f'{self.attention_prefix[:-1]}): it starts from its '
+                'initialisation; everything else comes from the checkpoint.',
                 logger='current')

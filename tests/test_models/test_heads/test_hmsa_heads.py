@@ -82,6 +82,14 @@ def test_branch_types_and_defaults():
     ]
     assert kernels == [(1, 1), (3, 3), (1, 1)]
     assert count(paper) > 10 * count(default)
+    # the paper's last 1x1 conv has no bias (NVIDIA's make_attn_head)
+    assert paper.attention.conv_attn.bias is None
+    assert default.attention.conv_attn.bias is not None
+    with_bias = build_head(attention_cfg=dict(type='paper', bias=True))
+    assert with_bias.attention.conv_attn.bias is not None
+    # every conv before it is followed by BN, so has no bias either
+    assert all(m.bias is None for m in paper.attention.convs.modules()
+               if isinstance(m, torch.nn.Conv2d))
 
 
 def test_bad_attention_type():

@@ -1,0 +1,146 @@
+"""Every MMSeg model family becomes an HMSA model by config: tiny versions of
+the stock Cityscapes configs load the stock weights with only the attention
+branch missing, give the stock logits at scales [1.0], and train on two
+scales."""
+import pytest
+import torch
+
+from projects.hmsa.model_families import (
+    FAMILIES,
+    check_transfer,
+    tiny_stock_cfg,
+    to_hmsa,
+)
+from tests.utils import build, make_samples
+
+#: (family, declared): the segmentor's attention_cfg on the stock head, and
+#: the HMSA heads that declare their attention's features.
+VARIANTS = [(name, False) for name in FAMILIES] + [('DeepLabV3', True),
+                                                   ('DeepLabV3+', True)]
+
+
+def images(n=2, h=64, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, h, w, generator=g)
+
+
+@pytest.mark.parametrize('name,declared', VARIANTS)
+def test_stock_weights_transfer(name, declared):
+    stock = tiny_stock_cfg(name)
+    result = check_transfer(stock, to_hmsa(stock, declared=declared))
+    prefix = 'decode_head.1.attention.' if name == 'OCRNet' \
+        else 'decode_head.attention.'
+    assert result.missing and all(
+        k.startswith(prefix) for k in result.missing), result.missing
+    assert 'conv_attn.weight' in ' '.join(result.missing)
+    assert result.unexpected == []
+    assert result.max_logit > 0
+    assert result.max_logit_diff <= 1e-6 * result.max_logit
+
+
+@pytest.mark.parametrize('name', list(FAMILIES))
+def test_two_scale_training_step_and_inference(name):
+    torch.manual_seed(0)
+    model = build(
+        to_hmsa(
+            tiny_stock_cfg(name),
+            train_cfg=dict(lo_scale=0.5, scale_loss_weight=0.05),
+            test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0]))).train()
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    assert {'decode.loss_ce', 'scale_0.5.loss_ce',
+            'scale_1.0.loss_ce'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    grads = {
+        n: p.grad
+        for n, p in model.named_parameters() if p.grad is not None
+    }
+    branch = [n for n in grads if n.startswith(model.attention_prefix)]
+    assert any(grads[n].abs().sum() > 0 for n in branch)
+    assert any(n.startswith('backbone.') for n in grads)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(images(n=1, h=64, w=96))
+    assert out[0].seg_logits.data.shape == (19, 64, 96)
+
+
+def test_generic_branch_reads_the_classifier_input():
+    model = build(to_hmsa(tiny_stock_cfg('PSPNet'))).eval()
+    head = model.scale_head
+    feats = model.extract_feat(images())
+    with torch.no_grad():
+        read, logits = head.decode(feats)
+        stock = model.decode_head.forward(feats)
+    assert read.shape[1] == model.decode_head.conv_seg.in_channels
+    torch.testing.assert_close(model.decode_head.conv_seg(read), logits)
+    torch.testing.assert_close(logits, stock)
+    # the head's own method is back once the pass is over
+    assert 'cls_seg' not in vars(model.decode_head)
+    with pytest.raises(RuntimeError, match='called cls_seg 2 times'):
+        head.classify(lambda f: model.decode_head.cls_seg(f) * 2 +
+                      model.decode_head.cls_seg(f), read)
+    assert 'cls_seg' not in vars(model.decode_head)
+
+
+def test_generic_attention_only_freezes_all_but_the_branch():
+    cfg = to_hmsa(
+        tiny_stock_cfg('UPerNet'), train_cfg=dict(attention_only=True))
+    model = build(cfg)
+    model.train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(
+        n.startswith('decode_head.attention.') for n in trainable)
+    assert not model.decode_head.training
+    assert model.decode_head.attention.training
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    losses['decode.loss_ce'].backward()
+    assert all(p.grad is None for n, p in model.named_parameters()
+               if n not in trainable)
+
+
+def test_segmentor_attention_cfg_refused_on_a_head_with_its_own():
+    cfg = to_hmsa(tiny_stock_cfg('DeepLabV3+'), declared=True)
+    cfg['attention_cfg'] = dict()
+    with pytest.raises(ValueError, match='attention branch of its own'):
+        build(cfg)
+
+
+def test_declared_head_keeps_reading_its_own_features():
+    stock = tiny_stock_cfg('DeepLabV3+')
+    generic = build(to_hmsa(stock))
+    declared = build(to_hmsa(stock, declared=True))
+    head = stock['decode_head']
+    # the generic branch reads the classifier's input (sep_bottleneck's
+    # output); the DeepLabV3+ head's reads the concatenated decoder
+    # features (ASPP bottleneck + c1)
+    first = 'attention.convs.0.conv.weight'
+    assert generic.state_dict()[f'decode_head.{first}'].shape[1] == \
+        head['channels']
+    assert declared.state_dict()[f'decode_head.{first}'].shape[1] == \
+        head['channels'] + head['c1_channels']
+
+
+def test_unknown_family_and_segmentor():
+    with pytest.raises(ValueError, match='unknown model family'):
+        tiny_stock_cfg('nope')
+    with pytest.raises(ValueError, match='no HMSA version'):
+        to_hmsa(dict(type='Other'))
+    with pytest.raises(ValueError, match='no HMSA head of its own'):
+        to_hmsa(tiny_stock_cfg('FCN'), declared=True)
+
+
+def test_demo_training_run(tiny_data, tmp_path):
+    from projects.hmsa.model_families import demo_training_run
+    model = to_hmsa(
+        tiny_stock_cfg('OCRNet'),
+        test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0]))
+    run = demo_training_run(
+        model, tiny_data, str(tmp_path), iters=2, batch_size=2,
+        crop_size=(64, 128))
+    assert run.iters == 2
+    assert run.first_loss > 0 and run.last_loss > 0
+    assert run.seconds_per_iter > 0
+    assert 0 <= run.miou <= 100
+    assert (tmp_path / 'iter_2.pth').is_file()
