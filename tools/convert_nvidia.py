@@ -41,8 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cli.check_checkpoint(args.checkpoint)
-    cfg = cli.load_config(args.config, args.cfg_options)
+    cfg = cli.load_config_and_checkpoint(args)
     source = load_checkpoint_file(args.checkpoint, map_location='cpu')
     if not isinstance(source, dict):
         raise cli.ToolError(f'{args.checkpoint} is not a checkpoint dict')

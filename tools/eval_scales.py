@@ -71,8 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     scales = cli.check_scales(args.scales)
-    cli.check_checkpoint(args.checkpoint)
-    cfg = cli.load_config(args.config, args.cfg_options)
+    cfg = cli.load_config_and_checkpoint(args)
     try:
         evaluation = CheckpointEvaluation(cfg, args.checkpoint, scales,
                                           args.explicit, args.device,

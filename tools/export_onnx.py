@@ -42,8 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cli.check_checkpoint(args.checkpoint)
-    cfg = cli.load_config(args.config, args.cfg_options)
+    cfg = cli.load_config_and_checkpoint(args)
     cli.apply_test_switches(cfg, args.scales, args.fusion)
     if min(args.shape) < 1:
         raise cli.ToolError(f'--shape must be positive, got {args.shape}')

@@ -77,8 +77,7 @@ def trigger_visualization_hook(cfg: Config,
 
 def build_config(args: argparse.Namespace) -> Config:
     """The config with the command line applied."""
-    cli.check_checkpoint(args.checkpoint)
-    cfg = cli.load_config(args.config, args.cfg_options, args.work_dir)
+    cfg = cli.load_config_and_checkpoint(args)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     cli.apply_test_switches(cfg, args.scales, args.fusion)

@@ -159,6 +159,14 @@ def load_config(path: str,
     return cfg
 
 
+def load_config_and_checkpoint(args: argparse.Namespace) -> Config:
+    """``args.config`` with ``args.cfg_options`` (and ``args.work_dir``, if
+    the tool has it) applied, once ``args.checkpoint`` is known to exist."""
+    check_checkpoint(args.checkpoint)
+    return load_config(args.config, args.cfg_options,
+                       getattr(args, 'work_dir', None))
+
+
 def is_hmsa_model(model_cfg: Optional[dict]) -> bool:
     """Whether a model config is an HMSA segmentor (also inside TTA)."""
     if not model_cfg:

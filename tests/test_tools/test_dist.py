@@ -1,4 +1,5 @@
-"""tools/dist_train.sh: two CPU processes through torchrun and MMEngine."""
+"""tools/dist_train.sh and dist_test.sh: two CPU processes through torchrun
+and MMEngine."""
 import os.path as osp
 import re
 import socket
@@ -38,3 +39,21 @@ def test_dist_train_two_cpu_processes(tiny_data, tmp_path):
     assert re.search(r'Distributed training: True', log)
     assert re.search(r'GPU number: 2', log)  # MMEngine's word for ranks
     assert re.search(r'Iter\(train\) \[2/2\]', log)
+    checkpoint = osp.join(work, 'iter_2.pth')
+
+    # and the test through tools/dist_test.sh, two ranks
+    env['PORT'] = str(free_port())
+    result = subprocess.run([
+        'bash',
+        osp.join(TOOLS, 'dist_test.sh'), STOCK_CONFIG, checkpoint, '2',
+        '--work-dir', work, '--cfg-options', *tiny_options(tiny_data)
+    ],
+                            cwd=str(tmp_path),
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=400)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert re.search(r'Iter\(test\) \[\d+/\d+\]', log)
+    assert 'mIoU' in log
