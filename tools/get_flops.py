@@ -80,7 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scales = ', '.join(f'{s:g}' for s in model.test_cfg.scales)
         print(format_complexity(
             f'{title}, input {h}x{w}, scales {scales}, fusion '
-            f'{model.test_cfg.fusion}', complexity(model, (h, w))))
+            f'{model.test_cfg.fusion}, {model.test_cfg.mode} inference',
+            complexity(model, (h, w))))
         print()
     return 0
 

@@ -117,9 +117,12 @@ def complexity(model: nn.Module, size: Sequence[int],
         uses; ``attention``; ``inference``: both; ``total``: every
         parameter, with the auxiliary heads that only training uses),
         ``scales``: per scale its input size, ``network`` FLOPs
-        (one stock pass) and ``attention`` FLOPs (None where the fusion
-        does not read it), and ``fused``: FLOPs of the whole fused model
-        and ``rest``, what the fusion and the rescaling add to the parts.
+        (one stock pass over the whole rescaled image) and ``attention``
+        FLOPs (None where the fusion does not read it), and ``fused``:
+        FLOPs of the whole fused model, ``rest``, what it adds to the parts
+        (rescaling and fusion; with ``test_cfg`` ``mode='slide'`` also the
+        windows' overlap, with ``flip`` the flipped passes), ``mode`` and
+        ``flip``.
     """
     branch = getattr(model.decode_head, 'attention', None)
     params = dict(
@@ -151,7 +154,9 @@ def complexity(model: nn.Module, size: Sequence[int],
     return dict(
         params=params,
         scales=rows,
-        fused=dict(size=tuple(size), flops=fused, rest=fused - parts))
+        fused=dict(size=tuple(size), flops=fused, rest=fused - parts,
+                   mode=model.test_cfg.mode,
+                   flip=bool(model.test_cfg.get('flip', False))))
 
 
 def format_complexity(title: str, result: Dict[str, object]) -> str:
@@ -174,8 +179,12 @@ def format_complexity(title: str, result: Dict[str, object]) -> str:
                          f'{size} | {giga(row["attention"])} | '
                          f'{params["attention"]:,} |')
     size = f'{fused["size"][0]}x{fused["size"][1]}'
-    lines.append(f'| rescaling and fusion | {size} | {giga(fused["rest"])} '
-                 '| 0 |')
+    rest = 'rescaling and fusion'
+    if fused['mode'] == 'slide':
+        rest += ', overlap of the slide windows'
+    if fused['flip']:
+        rest += ', flipped passes'
+    lines.append(f'| {rest} | {size} | {giga(fused["rest"])} | 0 |')
     lines.append(f'| **fused model** | {size} | {giga(fused["flops"])} | '
                  f'{params["inference"]:,} |')
     unit = next(r for r in result['scales'] if r['scale'] == 1.0)
