@@ -84,3 +84,25 @@ def test_test_switches(tmp_path):
     with pytest.raises(cli.ToolError, match='does not exist'):
         test_tool.build_config(
             test_tool.parse_args([MNV2, str(tmp_path / 'missing.pth')]))
+
+
+def test_tta_means_flip_for_hmsa(tmp_path):
+    ckpt = tmp_path / 'ckpt.pth'
+    ckpt.write_bytes(b'')
+    cfg = test_tool.build_config(
+        test_tool.parse_args([MNV2, str(ckpt), '--tta']))
+    assert cfg.model.type == 'HMSAEncoderDecoder'
+    assert cfg.model.test_cfg.flip is True
+    assert cfg.model.test_cfg.scales == [0.5, 1.0, 2.0]
+    # the stock model gets MMSeg's TTA
+    cfg = test_tool.build_config(
+        test_tool.parse_args([STOCK, str(ckpt), '--tta']))
+    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.module.type == 'EncoderDecoder'
+    assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
+    # MMSeg's TTA around HMSA is refused, also when the config builds it
+    cfg = Config.fromfile(MNV2)
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+    with pytest.raises(cli.ToolError, match='wraps an HMSA model'):
+        cli.apply_tta(cfg, False)

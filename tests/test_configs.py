@@ -3,7 +3,9 @@
 Models are built on the CPU with BN in place of SyncBN, run on a small
 input, and (HMSA models) give their training losses. The config families
 are also checked for what they are meant to state: the single-scale
-configs change only the pipeline scale, each ablation only its own knob.
+configs change only the pipeline scale, each ablation only its own knob,
+each MobileNetV2 config only the trunk of its ResNet-50 twin. The partials
+under configs/_base_/ are not configs of their own and are left out.
 """
 import copy
 import glob
@@ -24,8 +26,19 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
 CONFIGS = sorted(
     osp.relpath(p, CONFIG_DIR)
-    for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True))
+    for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    if not osp.relpath(p, CONFIG_DIR).startswith('_base_'))
 MNV2 = 'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024'
+MAIN = {
+    'hmsa_mnv2.py': f'hmsa/hmsa_{MNV2}.py',
+    'hmsa_r50.py':
+    'hmsa/hmsa_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
+}
+# What MMSeg's MobileNetV2 trunk changes in a ResNet-50-D8 DeepLabV3+ config
+# (configs/_base_/models/mobilenet-v2-d8.py names it mobilenet_v2_d8).
+TRUNK = ('model.pretrained', 'model.backbone.',
+         'model.decode_head.in_channels', 'model.decode_head.c1_in_channels',
+         'model.auxiliary_head.in_channels', 'mobilenet_v2_d8.')
 SINGLE_SCALE = {
     f'single_scale/{trunk}_4xb2-80k_cityscapes-x{s}-512x1024.py': scale
     for trunk in ('mobilenet-v2-d8_deeplabv3plus', 'deeplabv3plus_r50-d8')
@@ -81,7 +94,7 @@ def samples(n: int, size, num_classes: int = 19):
 
 def test_config_families_are_all_there():
     names = set(CONFIGS)
-    assert {'hmsa_mnv2.py', 'hmsa_r50.py'} <= names
+    assert set(MAIN) | set(MAIN.values()) <= names
     assert set(SINGLE_SCALE) <= names
     assert len([n for n in names if n.startswith('staged/')]) == 6
     assert len([n for n in names if n.startswith('ablations/')]) == 8
@@ -127,14 +140,26 @@ def test_config_builds_model_and_datasets(name):
         assert len(dataset.pipeline.transforms) >= 3
 
 
-@pytest.mark.parametrize('name', ['hmsa_mnv2.py', 'hmsa_r50.py'])
+@pytest.mark.parametrize('name', sorted(MAIN))
+def test_entry_points_are_the_named_configs(name):
+    """The short names users type hold one ``_base_`` line: the
+    MMSeg-style file, merged unchanged."""
+    with open(osp.join(CONFIG_DIR, name)) as f:
+        code = [line for line in f if line.strip() and line[0] != '#']
+    assert code == [f"_base_ = ['./{MAIN[name]}']\n"]
+    assert not config_diff(load(name), load(MAIN[name]))
+
+
+@pytest.mark.parametrize('name', sorted(MAIN))
 def test_main_configs(name):
     cfg = load(name)
     assert cfg.model.type == 'HMSAEncoderDecoder'
     assert cfg.model.decode_head.type == 'HMSASepASPPHead'
-    assert cfg.model.train_cfg.lo_scale == 0.5
     assert cfg.model.test_cfg.scales == [0.5, 1.0, 2.0]
-    assert cfg.model.test_cfg.fusion == 'attention'
+    # Training, fusion and the attention branch are the model's defaults.
+    assert not cfg.model.train_cfg
+    assert 'fusion' not in cfg.model.test_cfg
+    assert 'attention_cfg' not in cfg.model.decode_head
     # Full Cityscapes images at scale 2 slide in bounded windows.
     assert cfg.model.test_cfg.mode == 'slide'
     assert max(cfg.model.test_cfg.crop_size) <= 1024
@@ -168,7 +193,8 @@ def test_single_scale_configs_change_only_the_scale(name):
         top = key.split('.')[0]
         assert top in allowed or key.endswith(
             ('pipeline', '.scale')) or key.startswith(
-                'model.test_cfg'), f'{name} also changes {key}'
+                ('model.test_cfg',
+                 'mobilenet_v2_d8.')), f'{name} also changes {key}'
 
 
 ABLATIONS = {
@@ -181,8 +207,7 @@ ABLATIONS = {
     },
     'hmsa-no-scale-loss': {'model.train_cfg.scale_loss_weight': 0},
     'hmsa-paper-attn': {
-        'model.decode_head.attention_cfg.type': 'paper',
-        'model.decode_head.attention_cfg.channels': 256
+        'model.decode_head.attention_cfg.type': 'paper'
     },
 }
 
@@ -218,7 +243,7 @@ def test_staged_configs(trunk, main):
     finetune = load(f'staged/hmsa-finetune_{trunk}_4xb2-20k_cityscapes-'
                     '512x1024.py')
     assert attn.model.train_cfg.attention_only is True
-    assert finetune.model.train_cfg.attention_only is False
+    assert not finetune.model.train_cfg.get('attention_only', False)
     # Each stage starts from the previous stage's checkpoint.
     assert f'{trunk}_4xb2-80k_cityscapes-x1-512x1024' in attn.load_from
     assert 'hmsa-attn-only' in finetune.load_from
@@ -251,7 +276,41 @@ def test_demo_configs_run_on_a_cpu():
     assert attn.model.decode_head.attention_cfg.inputs == ['probs', 'higher']
     assert attn.model.train_cfg.scale_pairs == [[0.5, 1.0, 2.0]]
     finetune = load('demo/hmsa_mnv2_finetune_demo.py')
-    assert finetune.model.train_cfg.attention_only is False
+    assert not finetune.model.train_cfg.get('attention_only', False)
     assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
     assert finetune.optim_wrapper.optimizer.lr == pytest.approx(
         load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
+
+
+@pytest.mark.parametrize('name', [
+    n for n in CONFIGS
+    if n.startswith(('hmsa/', 'single_scale/', 'staged/')) and 'mobilenet' in
+    n and '-x1-' not in n
+])
+def test_mobilenet_configs_change_only_the_trunk(name):
+    """Each MobileNetV2 config is its ResNet-50 twin with MMSeg's
+    MobileNetV2 trunk (and, for a staged step, its own checkpoint)."""
+    cfg = load(name)
+    twin = load(
+        name.replace('mobilenet-v2-d8_deeplabv3plus',
+                     'deeplabv3plus_r50-d8'))
+    stock = load('single_scale/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_'
+                 'cityscapes-x1-512x1024.py')
+    assert cfg.model.backbone == stock.model.backbone
+    assert cfg.model.decode_head.in_channels == 320
+    for key in config_diff(cfg, twin):
+        assert key.startswith(TRUNK) or key == 'load_from', (
+            f'{name} also changes {key}')
+    if name.startswith('staged/'):
+        assert cfg.model.pretrained is None
+        assert 'mobilenet-v2' in cfg.load_from
+
+
+def test_hmsa_demo_states_only_hmsa():
+    """The HMSA demo is the single-scale demo (MMSeg's model on the demo
+    data) with the HMSA segmentor, head and test scales."""
+    assert config_diff(
+        load('demo/hmsa_mnv2_demo.py'),
+        load('demo/mnv2_single-scale_demo.py')) == {
+            'model.type', 'model.decode_head.type', 'model.test_cfg.scales'
+        }

@@ -10,15 +10,16 @@ Usage::
 ``--scales`` and ``--fusion`` set ``model.test_cfg`` of an HMSA model (a
 stock single-scale checkpoint tested through an HMSA config gets ``mean``
 and ``max`` fusion; its weights load unchanged). ``--show-dir`` on an HMSA
-model also draws each scale's prediction and attention map. The test data
-is checked before the run starts.
+model also draws each scale's prediction and attention map. ``--tta`` on an
+HMSA model adds the horizontal flip only (``test_cfg.flip``): the scales are
+the model's own; MMSeg's ``SegTTAModel`` around an HMSA model is refused.
+The test data is checked before the run starts.
 """
 import argparse
 
 from mmengine.config import Config
 
 from projects.hmsa import cli, engine
-from projects.hmsa.models.fusion import FUSION_RULES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,23 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
     cli.add_scales(parser)
-    parser.add_argument(
-        '--fusion',
-        choices=FUSION_RULES,
-        help='how HMSA combines the scales; sets model.test_cfg.fusion')
+    cli.add_fusion(parser)
     return cli.parse(parser, argv)
-
-
-def apply_test_switches(cfg: Config, scales, fusion) -> None:
-    """Write ``--scales``/``--fusion`` into ``model.test_cfg``."""
-    if scales is None and fusion is None:
-        return
-    cli.require_hmsa(cfg, '--scales/--fusion')
-    test_cfg = cfg.model.setdefault('test_cfg', {})
-    if scales is not None:
-        test_cfg['scales'] = list(cli.check_scales(scales))
-    if fusion is not None:
-        test_cfg['fusion'] = fusion
 
 
 def trigger_visualization_hook(cfg: Config,
@@ -95,13 +81,10 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = cli.load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
-    apply_test_switches(cfg, args.scales, args.fusion)
+    cli.apply_test_switches(cfg, args.scales, args.fusion)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+    cli.apply_tta(cfg, args.tta)  # flip only for HMSA: its scales are its own
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

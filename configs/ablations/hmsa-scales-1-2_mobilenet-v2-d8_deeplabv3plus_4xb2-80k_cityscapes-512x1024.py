@@ -1,3 +1,3 @@
 # Ablation: infer at 1.0 and 2.0 (2.0 is never seen in training).
-_base_ = ['../hmsa_mnv2.py']
+_base_ = ['../hmsa/hmsa_mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py']
 model = dict(test_cfg=dict(scales=[1.0, 2.0]))

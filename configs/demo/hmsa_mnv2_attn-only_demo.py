@@ -11,26 +11,13 @@ _base_ = ['./hmsa_mnv2_demo.py']
 
 load_from = 'work_dirs/demo/single_scale/iter_120.pth'
 model = dict(
-    decode_head=dict(
-        attention_cfg=dict(
-            type='bottleneck', channels=64, inputs=['probs', 'higher'])),
+    decode_head=dict(attention_cfg=dict(inputs=['probs', 'higher'])),
     train_cfg=dict(attention_only=True, scale_pairs=[[0.5, 1.0, 2.0]]))
 
 # The attention branch is small and starts from scratch: a higher learning
 # rate than the trunk's.
 max_iters = 150
 optim_wrapper = dict(optimizer=dict(lr=2e-2))
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=1e-5,
-        power=0.9,
-        begin=0,
-        end=max_iters,
-        by_epoch=False)
-]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters))
+param_scheduler = [dict(_base_.param_scheduler[0], end=max_iters)]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=max_iters))

@@ -7,7 +7,5 @@
 _base_ = ['./hmsa-attn-only_deeplabv3plus_r50-d8_4xb2-8k_cityscapes-512x1024.py']
 
 model = dict(
-    decode_head=dict(
-        attention_cfg=dict(
-            type='bottleneck', channels=64, inputs=['probs', 'higher'])),
+    decode_head=dict(attention_cfg=dict(inputs=['probs', 'higher'])),
     train_cfg=dict(scale_pairs=[[0.5, 1.0, 2.0]]))

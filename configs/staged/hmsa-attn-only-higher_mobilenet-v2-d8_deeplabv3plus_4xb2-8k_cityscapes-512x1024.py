@@ -1,13 +1,8 @@
-# Staged workflow, step 2, with the attention recipe the demo study found
-# best (README, "Attention that picks a scale"): the branch weighs each
-# scale's own class probabilities against the prediction of the higher
-# scales it is fused with, and trains on the whole inference chain 0.5, 1, 2.
-# The frozen network runs without autograd, so the 2.0 pass costs time but
-# little memory. Not yet measured on Cityscapes.
-_base_ = ['./hmsa-attn-only_mobilenet-v2-d8_deeplabv3plus_4xb2-8k_cityscapes-512x1024.py']
-
-model = dict(
-    decode_head=dict(
-        attention_cfg=dict(
-            type='bottleneck', channels=64, inputs=['probs', 'higher'])),
-    train_cfg=dict(scale_pairs=[[0.5, 1.0, 2.0]]))
+# Staged workflow, step 2 with the study's attention recipe, on MobileNetV2-D8: the
+# ResNet-50-D8 config with MMSeg's MobileNetV2 trunk, from the MobileNetV2 run.
+_base_ = [
+    './hmsa-attn-only-higher_deeplabv3plus_r50-d8_4xb2-8k_cityscapes-512x1024.py',
+    '../_base_/models/mobilenet-v2-d8.py'
+]
+load_from = 'work_dirs/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-512x1024/iter_80000.pth'
+model = dict(_base_.mobilenet_v2_d8, pretrained=None)

@@ -1,28 +1,8 @@
-# Staged workflow, step 2: load a trained single-scale MobileNetV2 DeepLabV3+ (step 1,
-# configs/single_scale/) into HMSA and train only the attention branch.
-# Trunk, head and their BatchNorm statistics stay frozen, so this runs on a
-# small GPU (or a CPU) and takes a short schedule.
-_base_ = ['../hmsa_mnv2.py']
-
-# Everything but decode_head.attention comes from this checkpoint; the
-# attention branch is new and starts from its initialisation (the log says
-# so). Point it at your own run with --cfg-options load_from=PATH.
-load_from = 'work_dirs/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-512x1024/iter_80000.pth'
-
-model = dict(
-    # The trunk comes from load_from: no ImageNet weights are needed.
-    pretrained=None,
-    train_cfg=dict(attention_only=True))
-
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=1e-4,
-        power=0.9,
-        begin=0,
-        end=8000,
-        by_epoch=False)
+# Staged workflow, step 2, on MobileNetV2-D8: the
+# ResNet-50-D8 config with MMSeg's MobileNetV2 trunk, from the MobileNetV2 run.
+_base_ = [
+    './hmsa-attn-only_deeplabv3plus_r50-d8_4xb2-8k_cityscapes-512x1024.py',
+    '../_base_/models/mobilenet-v2-d8.py'
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=8000, val_interval=2000)
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000))
+load_from = 'work_dirs/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-512x1024/iter_80000.pth'
+model = dict(_base_.mobilenet_v2_d8, pretrained=None)

@@ -117,6 +117,15 @@ def add_scales(parser: argparse.ArgumentParser,
         '--scales 0.5 1 2; sets model.test_cfg.scales')
 
 
+def add_fusion(parser: argparse.ArgumentParser) -> None:
+    """``--fusion``: how HMSA combines the scales."""
+    from .models.fusion import FUSION_RULES
+    parser.add_argument(
+        '--fusion',
+        choices=FUSION_RULES,
+        help='how HMSA combines the scales; sets model.test_cfg.fusion')
+
+
 def check_scales(scales: Sequence[float], what: str = '--scales') -> list:
     """The model's own scale check, reported as a :class:`ToolError`."""
     from .models.hmsa_encoder_decoder import check_scales as model_check
@@ -170,6 +179,53 @@ def require_hmsa(cfg: Config, what: str) -> None:
             'several scales through an HMSA config instead (e.g. '
             'configs/hmsa_mnv2.py with --fusion mean): its weights load '
             'unchanged.')
+
+
+def apply_tta(cfg: Config, requested: bool) -> None:
+    """``--tta``: MMSeg's test-time augmentation, or the flip for HMSA.
+
+    An HMSA model already runs at its own scales (``test_cfg.scales``), so
+    ``--tta`` adds the horizontal flip only (``test_cfg.flip``: each scale's
+    logits and attention averaged with those of the flipped image before
+    fusing). MMSeg's ``SegTTAModel`` around an HMSA model would run every
+    ratio of the TTA pipeline through every HMSA scale (Cityscapes: 6 ratios
+    x 2 flips x 3 scales = 36 passes per image) and average the results; it
+    is refused, also when a config builds it.
+    """
+    if cfg.model.get('type') == 'SegTTAModel':
+        if is_hmsa_model(cfg.model):
+            raise ToolError(
+                f'{cfg.filename} wraps an HMSA model in SegTTAModel: that '
+                'runs every TTA ratio through every HMSA scale and averages '
+                'them. Set the scales in model.test_cfg.scales and flip with '
+                'model.test_cfg.flip=True (what --tta does for an HMSA '
+                'model).')
+        return
+    if not requested:
+        return
+    if is_hmsa_model(cfg.model):
+        cfg.model.setdefault('test_cfg', {})['flip'] = True
+        return
+    if not (cfg.get('tta_model') and cfg.get('tta_pipeline')):
+        raise ToolError(
+            f'--tta needs tta_model and tta_pipeline in {cfg.filename}')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def apply_test_switches(cfg: Config, scales: Optional[Sequence[float]],
+                        fusion: Optional[str]) -> None:
+    """Write ``--scales``/``--fusion`` into ``model.test_cfg`` of an HMSA
+    model (refused for another model)."""
+    if scales is None and fusion is None:
+        return
+    require_hmsa(cfg, '--scales/--fusion')
+    test_cfg = cfg.model.setdefault('test_cfg', {})
+    if scales is not None:
+        test_cfg['scales'] = list(check_scales(scales))
+    if fusion is not None:
+        test_cfg['fusion'] = fusion
 
 
 def check_checkpoint(path: str) -> None:

@@ -19,10 +19,10 @@ def tiny_hmsa(scales=(0.5, 1.0, 2.0)):
 
 def test_meta_count_equals_mmengine_trace():
     """The dispatch count on meta tensors equals MMEngine's FlopAnalyzer,
-    which traces the single-scale network on real tensors."""
+    which traces the fused model (tensor mode) on real tensors."""
     model = tiny_hmsa()
     x = torch.randn(1, 3, *SIZE)
-    traced = count_traced(model, x)  # forward(x): mode='tensor'
+    traced = count_traced(model, x)  # forward(x): mode='tensor', fused
     assert traced > 0
     assert count_flops(lambda t: model(t, mode='tensor'), x) == traced
     meta = model.to('meta')

@@ -42,7 +42,7 @@ def test_settings_survive_json():
                              frame_size=(64, 128), threads=1)
     assert BenchSettings.from_dict(settings.to_dict()) == settings
     crop, stride = BenchSettings(frame_size=(1024, 2048)).slide_window
-    assert crop == (512, 1024) and stride == (342, 683)
+    assert crop == (1024, 1024) and stride == (768, 768)
 
 
 def test_slide_variants_compare_the_same_frame(tmp_path):

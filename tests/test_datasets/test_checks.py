@@ -50,6 +50,15 @@ def test_missing_cityscapes_says_where_and_how(tmp_path):
     assert 'cityscapes.py' in msg and 'cityscapesscripts' in msg
 
 
+def test_missing_demo_data_points_at_its_generator(tmp_path):
+    root = str(tmp_path / 'work_dirs' / 'demo' / 'data')
+    with pytest.raises(DatasetError) as info:
+        check_split(city_cfg(root + '/'), 'val')
+    msg = str(info.value)
+    assert f'python tools/make_demo_data.py --out {root}' in msg
+    assert 'ln -s /path/to/cityscapes' not in msg
+
+
 def test_unconverted_cityscapes_labels(data):
     for path in files(data, '*_gtFine_labelTrainIds.png'):
         os.rename(path, path.replace('labelTrainIds', 'labelIds'))

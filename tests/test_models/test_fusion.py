@@ -1,4 +1,4 @@
-"""The fusion rules against independent statements of DESIGN.md's formulas.
+"""The fusion rules against independent statements of the method's formulas.
 
 Two independent references are used:
 
@@ -17,7 +17,6 @@ from projects.hmsa.models import (
     ScaleOutput,
     explicit_fuse,
     fuse,
-    fuse_two_scales,
     hierarchical_fuse,
     max_fuse,
     mean_fuse,
@@ -37,17 +36,21 @@ def random_output(size, g, with_attention=True):
     return ScaleOutput(logits=logits, attention=attn)
 
 
+def pair(low: ScaleOutput, high: ScaleOutput):
+    """A lower scale fused into 1.0, the rule of a training pair."""
+    return hierarchical_fuse({0.5: low, 1.0: high})
+
+
 def test_two_scale_extremes_and_closed_form():
     p_lo = constant([1., 2., 3.], size=(3, 4))
     p_hi = constant([10., 20., 30.], size=(6, 8))
     ones = torch.ones(1, 1, 3, 4)
-    fused = fuse_two_scales(ScaleOutput(p_lo, ones), ScaleOutput(p_hi))
+    fused = pair(ScaleOutput(p_lo, ones), ScaleOutput(p_hi))
     assert fused.shape == p_hi.shape
     torch.testing.assert_close(fused, constant([1., 2., 3.], size=(6, 8)))
-    fused = fuse_two_scales(ScaleOutput(p_lo, 0 * ones), ScaleOutput(p_hi))
+    fused = pair(ScaleOutput(p_lo, 0 * ones), ScaleOutput(p_hi))
     torch.testing.assert_close(fused, p_hi)
-    fused = fuse_two_scales(ScaleOutput(p_lo, 0.25 * ones),
-                            ScaleOutput(p_hi))
+    fused = pair(ScaleOutput(p_lo, 0.25 * ones), ScaleOutput(p_hi))
     expected = 0.25 * torch.tensor([1., 2., 3.]) + 0.75 * torch.tensor(
         [10., 20., 30.])
     torch.testing.assert_close(fused[0, :, 2, 5], expected)
@@ -60,13 +63,13 @@ def test_two_scale_matches_reference_on_random_maps(rng):
         t, size=(10, 14), mode='bilinear', align_corners=False)
     expected = up(low.attention * low.logits) + \
         (1 - up(low.attention)) * high.logits
-    torch.testing.assert_close(fuse_two_scales(low, high), expected)
+    torch.testing.assert_close(pair(low, high), expected)
 
 
 def test_two_scale_needs_attention():
     with pytest.raises(ValueError, match='attention'):
-        fuse_two_scales(ScaleOutput(torch.zeros(1, C, 2, 2)),
-                        ScaleOutput(torch.zeros(1, C, 4, 4)))
+        pair(ScaleOutput(torch.zeros(1, C, 2, 2)),
+             ScaleOutput(torch.zeros(1, C, 4, 4)))
 
 
 @pytest.mark.parametrize('scales', [
@@ -100,7 +103,7 @@ def test_hierarchical_closed_form(scales):
 
 
 def _reference_nscale(outputs):
-    """The rule as DESIGN.md words it, written out step by step."""
+    """The rule as the paper states it, written out step by step."""
     up_size = outputs[1.0].logits.shape[-2:]
     scales = sorted(outputs.keys(), reverse=True)
     pred = outputs[scales[0]].logits
@@ -131,13 +134,6 @@ def test_hierarchical_matches_reference_on_random_maps(rng):
                                torch.rand(2, 1, 20, 32, generator=rng))
     torch.testing.assert_close(
         hierarchical_fuse(changed), hierarchical_fuse(outputs))
-
-
-def test_two_scale_training_rule_equals_inference_chain(rng):
-    low = random_output((5, 8), rng)
-    high = random_output((10, 16), rng)
-    torch.testing.assert_close(
-        fuse_two_scales(low, high), hierarchical_fuse({0.5: low, 1.0: high}))
 
 
 def test_mean_and_max(rng):

@@ -5,6 +5,7 @@ outside the repository, on the demo configs with 64x128 images.
 """
 import os
 import os.path as osp
+import pickle
 import re
 import signal
 import subprocess
@@ -173,7 +174,10 @@ def test_interrupt_then_resume_loses_no_iteration(tiny_data, tmp_path):
         saved = f.read().strip()
     done = int(re.search(r'iter_(\d+)\.pth$', saved).group(1))
     assert done >= logged >= 1
-    assert f'interrupted: saved {saved}' in log
+    assert f'interrupted: saved {osp.abspath(saved)}' in log
+    # the hint runs from any directory: absolute script, config, work dir
+    assert (f'python {TRAIN} {STOCK_CONFIG} --work-dir {osp.abspath(work)} '
+            '--resume') in log
     assert 'Traceback' not in log
 
     result = run_tool([
@@ -277,3 +281,24 @@ def test_pretrained_download_failure_explains(tiny_data, tmp_path):
     assert 'Traceback' not in err
     assert 'ImageNet-pretrained backbone weights' in err and url in err
     assert '--cfg-options model.pretrained=None' in err
+
+
+def test_publish_model_writes_what_plain_torch_load_reads(single_scale,
+                                                          tmp_path):
+    ckpt = osp.join(single_scale[0], 'iter_2.pth')
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(ckpt, weights_only=True)  # MMEngine's message hub, numpy
+    result = run_tool([
+        osp.join(TOOLS, 'publish_model.py'), ckpt,
+        str(tmp_path / 'stock.pth')
+    ], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    published = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r'.*/stock-[0-9a-f]{8}\.pth', published)
+    loaded = torch.load(published, weights_only=True)
+    assert set(loaded) == {'state_dict', 'meta'}
+    assert loaded['meta']['dataset_meta']['classes'][0] == 'road'
+    original = state_dict(ckpt)
+    assert set(loaded['state_dict']) == set(original)
+    assert all(torch.equal(loaded['state_dict'][k], v)
+               for k, v in original.items())

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..models import check_scales
 from ..models.fusion import scaled_size
-from .variants import image_meta
 
 aten = torch.ops.aten
 
@@ -90,9 +90,9 @@ def count_traced(module: nn.Module, *args) -> int:
 
 
 def fused_forward(model: nn.Module) -> Callable[[Tensor], Tensor]:
-    """The fused multi-scale logits of an HMSA segmentor for a batch (its
-    ``inference``, which test and predict run)."""
-    return lambda x: model.inference(x, [image_meta(x.shape[-2:])])
+    """The fused multi-scale logits of an HMSA segmentor for a batch: its
+    tensor mode, what export tools run."""
+    return lambda x: model(x, mode='tensor')
 
 
 def _numel(module: nn.Module) -> int:
@@ -131,7 +131,7 @@ def complexity(model: nn.Module, size: Sequence[int],
         (_numel(model.neck) if model.with_neck else 0),
         total=_numel(model))
     params['network'] = params['inference'] - params['attention']
-    scales, _ = model._test_settings()
+    scales = check_scales(model.test_cfg.scales)
     model = model.to(device).eval()
     x = torch.zeros(1, 3, *size, device=device)
     head = model.decode_head
@@ -139,7 +139,7 @@ def complexity(model: nn.Module, size: Sequence[int],
     read = set(scales[:-1]) if branch is not None else set()
     for scale in scales:
         x_s = torch.zeros(1, 3, *scaled_size(size, scale), device=device)
-        network = count_flops(lambda t: head(model.extract_feat(t)), x_s)
+        network = count_flops(model.single_scale_forward, x_s)
         attention = None
         if scale in read:
             with torch.no_grad():

@@ -59,8 +59,20 @@ def cityscapes_converter_hint(data_root: str) -> str:
             f'CITYSCAPES_DATASET={root})')
 
 
+#: Where the demo configs read the synthetic data of ``make_demo_data.py``.
+DEMO_DATA = osp.join('work_dirs', 'demo', 'data')
+
+
 def _cityscapes_layout_hint(data_root: str) -> str:
     root = data_root.rstrip('/') or '.'
+    if osp.normpath(root).endswith(DEMO_DATA):
+        return (f'{root} is where the demo configs read the synthetic demo '
+                'data; make it with\n'
+                f'    python tools/make_demo_data.py --out {root}\n'
+                '(make demo does this), or point the config at it with '
+                '--cfg-options train_dataloader.dataset.data_root=DIR '
+                'val_dataloader.dataset.data_root=DIR '
+                'test_dataloader.dataset.data_root=DIR')
     return (
         f'Put Cityscapes in {root}/ (relative to the working directory '
         f'{os.getcwd()}), or link it there:\n'

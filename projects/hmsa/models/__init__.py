@@ -5,17 +5,17 @@ from .fusion import (
                      ScaleOutput,
                      explicit_fuse,
                      fuse,
-                     fuse_two_scales,
                      hierarchical_fuse,
                      max_fuse,
                      mean_fuse,
 )
 from .hmsa_aspp_head import HMSAASPPHead
-from .hmsa_encoder_decoder import HMSAEncoderDecoder, check_scales
+from .hmsa_encoder_decoder import HMSAEncoderDecoder
 from .hmsa_sep_aspp_head import HMSASepASPPHead
+from .settings import check_scales
 
 __all__ = [
     'AttentionBranch', 'FUSION_RULES', 'ScaleOutput', 'explicit_fuse', 'fuse',
-    'fuse_two_scales', 'hierarchical_fuse', 'max_fuse', 'mean_fuse',
+    'hierarchical_fuse', 'max_fuse', 'mean_fuse',
     'HMSAASPPHead', 'HMSAEncoderDecoder', 'check_scales', 'HMSASepASPPHead'
 ]

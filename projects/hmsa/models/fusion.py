@@ -34,42 +34,19 @@ def resize_to(x: Tensor,
               align_corners: bool = False) -> Tensor:
     """Bilinearly resize ``x`` to ``size`` (a no-op when it already fits)."""
     size = tuple(int(s) for s in size)
-    if tuple(x.shape[-2:]) == size:
+    if tuple(int(s) for s in x.shape[-2:]) == size:
         return x
     return F.interpolate(
         x, size=size, mode='bilinear', align_corners=align_corners)
 
 
 def scaled_size(size: Sequence[int], scale: float) -> Tuple[int, int]:
-    """The (H, W) an image of ``size`` has once rescaled by ``scale``."""
-    return (max(1, int(round(size[0] * scale))),
-            max(1, int(round(size[1] * scale))))
+    """The (H, W) an image of ``size`` has once rescaled by ``scale``.
 
-
-def fuse_two_scales(low: ScaleOutput,
-                    high: ScaleOutput,
-                    align_corners: bool = False) -> Tensor:
-    """The training-time fusion of a low scale into the 1.0 scale.
-
-    ``fused = up(a_lo * p_lo) + (1 - up(a_lo)) * p_1`` where ``up`` resizes
-    to the 1.0 prediction's grid.
-
-    Args:
-        low (ScaleOutput): The lower scale's output; needs ``attention``.
-        high (ScaleOutput): The 1.0 scale's output.
-        align_corners (bool): ``align_corners`` of the resizing.
-
-    Returns:
-        Tensor: Fused logits on ``high.logits``'s grid.
+    Sizes are Python ints (a traced shape is read as a constant), so a traced
+    or exported graph has the input size it was traced with baked in.
     """
-    if low.attention is None:
-        raise ValueError('attention fusion needs an attention map for the '
-                         'lower scale; the decode head has no attention '
-                         'branch')
-    size = high.logits.shape[-2:]
-    attn = resize_to(low.attention, size, align_corners)
-    weighted = resize_to(low.attention * low.logits, size, align_corners)
-    return weighted + (1 - attn) * high.logits
+    return tuple(max(1, int(round(int(v) * scale))) for v in size[:2])
 
 
 #: Attention computed during fusion: (a scale's logits, the running fused

@@ -1,15 +1,14 @@
 """The hierarchical multi-scale attention segmentor."""
-import math
-from numbers import Real
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from mmseg.utils import (
     ConfigType,
     OptConfigType,
@@ -21,7 +20,6 @@ from mmseg.utils import (
 from torch import Tensor
 
 from .fusion import (
-    FUSION_RULES,
     ScaleOutput,
     explicit_fuse,
     fuse,
@@ -30,40 +28,45 @@ from .fusion import (
     resize_to,
     scaled_size,
 )
+from .settings import check_scales, test_settings, train_settings
+
+Box = Tuple[int, int, int, int]
 
 
-def _as_scale(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f'{what} must be a positive number, got {value!r}')
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f'{what} must be a positive number, got {value!r}')
-    return value
+def slide_windows(size: Sequence[int], crop: Sequence[int],
+                  stride: Sequence[int]) -> List[Box]:
+    """The windows ``(y1, y2, x1, x2)`` MMSeg's slide inference visits."""
+    (h_img, w_img), (h_crop, w_crop), (h_stride, w_stride) = (
+        [int(v) for v in size], crop, stride)
+    h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+    w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+    boxes = []
+    for i in range(h_grids):
+        for j in range(w_grids):
+            y2 = min(i * h_stride + h_crop, h_img)
+            x2 = min(j * w_stride + w_crop, w_img)
+            boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return boxes
 
 
-def check_scales(scales, what: str = 'test_cfg.scales') -> Tuple[float, ...]:
-    """Validate a scale list; return it as sorted floats.
+def block_factor(size: Sequence[int], out_size: Sequence[int],
+                 boxes: Sequence[Box]) -> int:
+    """The integer ``k`` by which ``size`` is ``out_size`` when every window
+    edge falls on a ``k`` x ``k`` block boundary, else 1.
 
-    Args:
-        scales: The list to check.
-        what (str): Its name in error messages.
-
-    Raises:
-        ValueError: when the list is empty, holds a value that is not a
-            positive number, repeats a scale, or lacks 1.0.
+    Bilinear down-sizing by an integer factor reads each output pixel from
+    its own block only, so windows can then be shrunk one by one and
+    accumulated on the small grid with the result of shrinking the whole
+    accumulated map.
     """
-    if isinstance(scales, Real) or not isinstance(scales, Sequence) \
-            or isinstance(scales, str) or len(scales) == 0:
-        raise ValueError(f'{what} must be a non-empty list of positive '
-                         f'numbers containing 1.0, got {scales!r}')
-    values = [_as_scale(s, f'{what} entry {s!r}') for s in scales]
-    if len(set(values)) != len(values):
-        raise ValueError(f'{what} repeats a scale: {list(scales)}')
-    if 1.0 not in values:
-        raise ValueError(
-            f'{what} must contain 1.0, the scale every other one is '
-            f'fused into, got {list(scales)}')
-    return tuple(sorted(values))
+    h, w = (int(v) for v in size)
+    out_h, out_w = (int(v) for v in out_size)
+    k = h // out_h
+    if k < 2 or h != k * out_h or w != k * out_w:
+        return 1
+    if any(v % k for box in boxes for v in box):
+        return 1
+    return k
 
 
 @MODELS.register_module()
@@ -154,20 +157,10 @@ class HMSAEncoderDecoder(EncoderDecoder):
             raise ValueError(
                 f'min_input_size must be >= 1, got {min_input_size}')
         self.min_input_size = int(min_input_size)
-        self.train_cfg = self._complete_train_cfg(train_cfg)
-        self.test_cfg = self._complete_test_cfg(test_cfg)
-        self._test_settings()  # fail at build time on a bad test_cfg
-        if self.train_cfg.fusion == 'explicit' and self.attention_reads_higher:
-            raise ValueError(
-                'train_cfg.fusion="explicit" needs an attention score per '
-                'scale; this branch reads the higher scales\' prediction '
-                '(attention_cfg.inputs holds "higher")')
+        self.train_cfg = train_settings(train_cfg)
+        self.test_cfg = test_settings(test_cfg)
+        self._check_settings()
         if self.attention_only:
-            if not self.with_attention:
-                raise ValueError(
-                    'train_cfg.attention_only=True needs a decode head with '
-                    f'an attention branch; {type(self.decode_head).__name__}'
-                    ' has none (use HMSASepASPPHead or HMSAASPPHead)')
             self._freeze_all_but_attention()
 
     # ------------------------------------------------------------------
@@ -200,121 +193,34 @@ class HMSAEncoderDecoder(EncoderDecoder):
     @property
     def attention_only(self) -> bool:
         """Whether training updates only the attention branch."""
-        return bool(self.train_cfg.get('attention_only', False))
+        return bool(self.train_cfg.attention_only)
 
-    def _complete_train_cfg(self, train_cfg: OptConfigType) -> ConfigDict:
-        cfg = ConfigDict(train_cfg or {})
-        cfg.setdefault('lo_scale', 0.5)
-        cfg.setdefault('scale_pairs', None)
-        cfg.setdefault('pair_sampling', 'all')
-        cfg.setdefault('fusion', 'hierarchical')
-        cfg.setdefault('explicit_scales', [0.5, 1.0, 2.0])
-        cfg.setdefault('scale_loss_weight', 0.05)
-        cfg.setdefault('attention_only', False)
-        lo = _as_scale(cfg.lo_scale, 'train_cfg.lo_scale')
-        if lo >= 1.0:
-            raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is '
-                             f'the scale fused into 1.0, got {cfg.lo_scale}')
-        if cfg.fusion not in ('hierarchical', 'explicit'):
-            raise ValueError('train_cfg.fusion must be "hierarchical" or '
-                             f'"explicit", got {cfg.fusion!r}')
-        if cfg.pair_sampling not in ('all', 'random'):
-            raise ValueError('train_cfg.pair_sampling must be "all" or '
-                             f'"random", got {cfg.pair_sampling!r}')
-        self._pairs = self._check_pairs(cfg)
-        self._explicit_scales = check_scales(
-            cfg.explicit_scales, 'train_cfg.explicit_scales')
-        weights = self._scale_loss_weights(cfg)
-        if weights[0] != weights[1] and (cfg.fusion == 'explicit'
-                                         or len(self._pairs) > 1
-                                         or len(self._pairs[0]) > 2):
-            raise ValueError(
-                'train_cfg.scale_loss_weight as a pair [w_lo, w_1] needs a '
-                'single scale pair; give one number for several scales')
-        return cfg
-
-    @staticmethod
-    def _check_pairs(cfg: ConfigDict) -> Tuple[Tuple[float, ...], ...]:
-        """The training pairs (or chains) as sorted tuples holding 1.0."""
-        pairs = cfg.scale_pairs
-        if pairs is None:
-            return ((float(cfg.lo_scale), 1.0), )
-        if isinstance(pairs, (str, Real)) or not isinstance(
-                pairs, Sequence) or len(pairs) == 0:
-            raise ValueError('train_cfg.scale_pairs must be a non-empty list '
-                             f'of [lo, hi] pairs, got {pairs!r}')
-        checked = []
-        for pair in pairs:
-            if isinstance(pair, (str, Real)) or not isinstance(
-                    pair, Sequence) or len(pair) < 2:
-                raise ValueError('train_cfg.scale_pairs entries must be '
-                                 f'[lo, hi] pairs (or longer chains), got '
-                                 f'{pair!r}')
-            scales = tuple(
-                sorted(
-                    _as_scale(s, f'train_cfg.scale_pairs entry {pair!r}')
-                    for s in pair))
-            if len(set(scales)) != len(scales) or 1.0 not in scales:
-                raise ValueError(
-                    'each of train_cfg.scale_pairs must be different scales, '
-                    'one of them 1.0 (e.g. [0.5, 1.0] or [1.0, 2.0]), got '
-                    f'{list(pair)}')
-            checked.append(scales)
-        if len(set(checked)) != len(checked):
-            raise ValueError(f'train_cfg.scale_pairs repeats a pair: {pairs}')
-        return tuple(checked)
-
-    @staticmethod
-    def _scale_loss_weights(cfg: ConfigDict) -> Tuple[float, float]:
-        weight = cfg.scale_loss_weight
-        if isinstance(weight, Real) and not isinstance(weight, bool):
-            weights = (float(weight), float(weight))
-        elif isinstance(weight, Sequence) and len(weight) == 2:
-            weights = tuple(float(w) for w in weight)
-        else:
-            raise ValueError('train_cfg.scale_loss_weight must be a number or '
-                             f'a pair [w_lo, w_1], got {weight!r}')
-        if any(w < 0 for w in weights):
-            raise ValueError('train_cfg.scale_loss_weight must be >= 0, got '
-                             f'{weight!r}')
-        return weights
-
-    def _complete_test_cfg(self, test_cfg: OptConfigType) -> ConfigDict:
-        cfg = ConfigDict(test_cfg or {})
-        cfg.setdefault('mode', 'whole')
-        cfg.setdefault('scales', [1.0])
-        cfg.setdefault('fusion', 'attention')
-        cfg.setdefault('flip', False)
-        cfg.setdefault('return_scales', False)
-        return cfg
-
-    def _test_settings(self) -> Tuple[Tuple[float, ...], str]:
-        """Validate the current ``test_cfg``; return (scales, fusion)."""
-        cfg = self.test_cfg
-        scales = check_scales(cfg.get('scales', [1.0]))
-        fusion = cfg.get('fusion', 'attention')
-        if fusion not in FUSION_RULES:
-            raise ValueError(f'test_cfg.fusion must be one of '
-                             f'{", ".join(FUSION_RULES)}, got {fusion!r}')
+    def _check_settings(self) -> Tuple[Tuple[float, ...], str]:
+        """Check the settings against this model's head; return the test
+        (scales, fusion). ``test_cfg`` may change after building (the tools
+        set it), so inference checks it again."""
+        self.test_cfg = test_settings(self.test_cfg)
+        scales, fusion = check_scales(self.test_cfg.scales), \
+            self.test_cfg.fusion
+        head = type(self.decode_head).__name__
         if fusion in ('attention', 'explicit') and len(scales) > 1 \
                 and not self.with_attention:
             raise ValueError(
                 f'test_cfg.fusion="{fusion}" needs a decode head with an '
-                f'attention branch; {type(self.decode_head).__name__} has '
-                'none (use fusion "mean" or "max", or an HMSA head)')
-        if fusion == 'explicit' and self.attention_reads_higher:
+                f'attention branch; {head} has none (use fusion "mean" or '
+                '"max", or an HMSA head)')
+        if self.attention_reads_higher and 'explicit' in (
+                fusion, self.train_cfg.fusion):
+            key = 'test_cfg' if fusion == 'explicit' else 'train_cfg'
             raise ValueError(
-                'test_cfg.fusion="explicit" needs an attention score per '
+                f'{key}.fusion="explicit" needs an attention score per '
                 'scale; this branch reads the higher scales\' prediction '
                 '(attention_cfg.inputs holds "higher"): use "attention"')
-        mode = cfg.get('mode', 'whole')
-        if mode not in ('whole', 'slide'):
-            raise ValueError('test_cfg.mode must be "whole" or "slide", got '
-                             f'{mode!r}')
-        if mode == 'slide' and ('crop_size' not in cfg
-                                or 'stride' not in cfg):
-            raise ValueError('test_cfg.mode="slide" needs test_cfg.crop_size '
-                             'and test_cfg.stride')
+        if self.attention_only and not self.with_attention:
+            raise ValueError(
+                'train_cfg.attention_only=True needs a decode head with an '
+                f'attention branch; {head} has none (use HMSASepASPPHead or '
+                'HMSAASPPHead)')
         return scales, fusion
 
     def _check_input_size(self, size: Sequence[int],
@@ -359,10 +265,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
         return F.interpolate(
             inputs, size=size, mode='bilinear', align_corners=False)
 
-    def _forward_scale(self,
-                       inputs: Tensor,
-                       with_attention: bool = True) -> ScaleOutput:
-        """Logits and (if asked and the head has a branch) attention."""
+    def _encode_decode_scale(self,
+                             inputs: Tensor,
+                             with_attention: bool = True) -> ScaleOutput:
+        """One pass of the network: logits and (if asked and the head has a
+        branch) attention on the decoder's grid."""
         feats = self.extract_feat(inputs)
         if self.with_attention:
             return self.decode_head.forward_scale(
@@ -371,33 +278,41 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
     def _slide_scale(self,
                      inputs: Tensor,
-                     with_attention: bool = True) -> ScaleOutput:
-        """Sliding-window :meth:`_forward_scale` on the input's pixel grid."""
-        h_stride, w_stride = self.test_cfg.stride
-        h_crop, w_crop = self.test_cfg.crop_size
+                     with_attention: bool = True,
+                     out_size: Optional[Sequence[int]] = None) -> ScaleOutput:
+        """Sliding-window :meth:`_encode_decode_scale`, averaged where
+        windows overlap, on the input's pixel grid.
+
+        With ``out_size`` an integer fraction ``1/k`` of the input size (and
+        every window edge on a ``k``-pixel boundary) each window is shrunk
+        to that grid before it is accumulated: the result equals the full
+        map shrunk to ``out_size``, at ``1/k^2`` of its memory. Otherwise
+        the full map is kept.
+        """
         n, _, h_img, w_img = inputs.shape
-        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
-        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        boxes = slide_windows((h_img, w_img), self.test_cfg.crop_size,
+                              self.test_cfg.stride)
+        k = 1 if out_size is None else block_factor(
+            (h_img, w_img), out_size, boxes)
         with_attention = with_attention and self.with_attention \
             and not self.attention_reads_higher
         channels = self.out_channels + int(with_attention)
-        total = inputs.new_zeros((n, channels, h_img, w_img))
-        count = inputs.new_zeros((1, 1, h_img, w_img))
-        for i in range(h_grids):
-            for j in range(w_grids):
-                y2 = min(i * h_stride + h_crop, h_img)
-                x2 = min(j * w_stride + w_crop, w_img)
-                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-                out = self._forward_scale(inputs[:, :, y1:y2, x1:x2],
-                                          with_attention)
-                parts = [out.logits]
-                if out.attention is not None:
-                    parts.append(out.attention)
-                window = resize_to(
-                    torch.cat(parts, dim=1), (y2 - y1, x2 - x1),
-                    self.align_corners)
-                total[:, :, y1:y2, x1:x2] += window
-                count[:, :, y1:y2, x1:x2] += 1
+        total = inputs.new_zeros((n, channels, int(h_img) // k,
+                                  int(w_img) // k))
+        count = inputs.new_zeros((1, 1) + tuple(total.shape[-2:]))
+        for y1, y2, x1, x2 in boxes:
+            out = self._encode_decode_scale(inputs[:, :, y1:y2, x1:x2],
+                                            with_attention)
+            parts = [out.logits]
+            if out.attention is not None:
+                parts.append(out.attention)
+            window = resize_to(
+                torch.cat(parts, dim=1), (y2 - y1, x2 - x1),
+                self.align_corners)
+            y1, y2, x1, x2 = y1 // k, y2 // k, x1 // k, x2 // k
+            total[:, :, y1:y2, x1:x2] += resize_to(window, (y2 - y1, x2 - x1),
+                                                   self.align_corners)
+            count[:, :, y1:y2, x1:x2] += 1
         total = total / count
         logits = total[:, :self.out_channels]
         attention = total[:, self.out_channels:] if with_attention else None
@@ -435,22 +350,31 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
         Returns:
             dict[float, ScaleOutput]: Each test scale's logits and attention
-            on its own grid (the feature grid in whole mode, the rescaled
-            image's pixel grid in slide mode), flip-averaged when
-            ``test_cfg.flip``.
+            on its own grid (the feature grid in whole mode; in slide mode
+            the rescaled image's pixel grid, except that a scale above 1 is
+            accumulated on the input's pixel grid, the grid the fusion reads
+            it on, when the scale is a whole multiple the windows respect),
+            flip-averaged when ``test_cfg.flip``.
         """
-        scales, _ = self._test_settings()
+        scales, _ = self._check_settings()
         if inputs.dim() != 4:
             raise ValueError('inputs must be a batch of shape (N, C, H, W), '
                              f'got shape {tuple(inputs.shape)}')
         self._check_input_size(inputs.shape[-2:], scales)
         wanted = set(scales if attention_scales is None else
                      (float(s) for s in attention_scales))
-        run = self._slide_scale if self.test_cfg.mode == 'slide' \
-            else self._forward_scale
+        slide = self.test_cfg.mode == 'slide'
+
+        def run(x: Tensor, scale: float) -> ScaleOutput:
+            x_s = self._rescale(x, scale)
+            if not slide:
+                return self._encode_decode_scale(x_s, scale in wanted)
+            # the fusion reads a scale above 1 on the 1.0 grid only
+            out_size = x.shape[-2:] if scale > 1 else None
+            return self._slide_scale(x_s, scale in wanted, out_size)
 
         def run_all(x: Tensor) -> Dict[float, ScaleOutput]:
-            return {s: run(self._rescale(x, s), s in wanted) for s in scales}
+            return {s: run(x, s) for s in scales}
 
         outputs = run_all(inputs)
         if self.test_cfg.get('flip', False):
@@ -484,7 +408,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
             ``keep_scales``, the per-scale outputs resized to that size
             (else None).
         """
-        scales, fusion = self._test_settings()
+        scales, fusion = self._check_settings()
         if keep_scales or fusion == 'explicit':
             needed = None
         elif fusion == 'attention':
@@ -521,10 +445,23 @@ class HMSAEncoderDecoder(EncoderDecoder):
                     batch_img_metas: List[dict]) -> Tuple[int, int]:
         """The size MMSeg's whole/slide inference returns logits at."""
         if self.test_cfg.mode == 'slide':
-            return tuple(inputs.shape[-2:])
-        meta = batch_img_metas[0]
-        shape = meta.get('pad_shape', meta.get('img_shape'))
-        return tuple(int(x) for x in shape[:2])
+            shape = inputs.shape[-2:]
+        else:
+            meta = batch_img_metas[0]
+            shape = meta.get('pad_shape', meta.get('img_shape'))[:2]
+        return tuple(int(x) for x in shape)
+
+    @staticmethod
+    def _plain_metas(inputs: Tensor) -> List[dict]:
+        """Image metas of unpadded, unflipped images of the input's size."""
+        size = tuple(int(x) for x in inputs.shape[2:])
+        return [
+            dict(
+                ori_shape=size,
+                img_shape=size,
+                pad_shape=size,
+                padding_size=[0, 0, 0, 0])
+        ] * int(inputs.shape[0])
 
     # ------------------------------------------------------------------
     # EncoderDecoder API
@@ -533,6 +470,29 @@ class HMSAEncoderDecoder(EncoderDecoder):
         """Fused logits of all test scales, at the padded input size."""
         return self.multiscale_inference(inputs, batch_img_metas)[0]
 
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        """``mode='tensor'``: the fused logits of all test scales.
+
+        This is what export tools (MMDeploy, ``torch.onnx``) call, so the
+        exported graph is the multi-scale model with its ``test_cfg``
+        (scales, fusion, whole or slide) and, since sizes are computed in
+        Python, the input size it was traced with. The logits are at the
+        input size, before any cropping of padding or resizing to the
+        original image. :meth:`single_scale_forward` gives the decode
+        head's logits at the input scale (MMSeg's own tensor mode).
+        """
+        metas = [s.metainfo for s in data_samples] if data_samples \
+            else self._plain_metas(inputs)
+        return self.inference(inputs, metas)
+
+    def single_scale_forward(self, inputs: Tensor) -> Tensor:
+        """The decode head's logits on the input as it is (no rescaling,
+        no fusion): what ``mode='tensor'`` gives for MMSeg's
+        :class:`EncoderDecoder`."""
+        return super()._forward(inputs)
+
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
@@ -540,18 +500,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
         With ``test_cfg.return_scales`` each data sample also holds
         ``scale_outputs``: ``{scale: PixelData(seg_logits, pred_sem_seg,
-        attention)}`` at the original image size.
+        attention)}`` at the original image size, post-processed as MMSeg
+        post-processes the fused logits.
         """
-        if data_samples is not None:
-            batch_img_metas = [s.metainfo for s in data_samples]
-        else:
-            batch_img_metas = [
-                dict(
-                    ori_shape=inputs.shape[2:],
-                    img_shape=inputs.shape[2:],
-                    pad_shape=inputs.shape[2:],
-                    padding_size=[0, 0, 0, 0])
-            ] * inputs.shape[0]
+        batch_img_metas = [s.metainfo for s in data_samples] \
+            if data_samples is not None else self._plain_metas(inputs)
         keep = bool(self.test_cfg.get('return_scales', False))
         fused, per_scale = self.multiscale_inference(inputs, batch_img_metas,
                                                      keep)
@@ -564,49 +517,45 @@ class HMSAEncoderDecoder(EncoderDecoder):
     def _attach_scale_outputs(self, results: SampleList,
                               per_scale: Dict[float, ScaleOutput],
                               restore: bool) -> None:
-        scales, fusion = self._test_settings()
-        for i, sample in enumerate(results):
-            outputs = {}
-            for scale, out in per_scale.items():
-                logits = out.logits[i:i + 1]
-                attention = None if out.attention is None \
-                    else out.attention[i:i + 1]
-                if restore:
-                    logits = self._to_original(logits, sample.metainfo)
-                    if attention is not None:
-                        attention = self._to_original(attention,
-                                                      sample.metainfo)
+        """Put each scale's post-processed outputs on ``results``.
+
+        :meth:`postprocess_result` (MMSeg's) crops the padding, undoes the
+        flip, resizes to the original size and predicts, as for the fused
+        logits. An attention map goes through it as two equal channels, which
+        it leaves as they are (one channel would be read as a binary
+        logit).
+        """
+        scales, fusion = self._check_settings()
+
+        def postprocess(x: Tensor) -> SampleList:
+            samples = [SegDataSample(metainfo=r.metainfo)
+                       for r in results] if restore else None
+            return self.postprocess_result(x, samples)
+
+        outputs = [{} for _ in results]
+        for scale, out in per_scale.items():
+            done = postprocess(out.logits)
+            maps = None if out.attention is None else postprocess(
+                torch.cat([out.attention, out.attention], dim=1))
+            for i, sample in enumerate(done):
                 fields = dict(
-                    seg_logits=logits[0],
-                    pred_sem_seg=logits[0].argmax(dim=0, keepdim=True))
-                if attention is not None:
-                    fields['attention'] = attention[0]
-                outputs[scale] = PixelData(**fields)
-            sample.scale_outputs = outputs
+                    seg_logits=sample.seg_logits.data,
+                    pred_sem_seg=sample.pred_sem_seg.data)
+                if maps is not None:
+                    fields['attention'] = maps[i].seg_logits.data[:1]
+                outputs[i][scale] = PixelData(**fields)
+        for sample, scale_outputs in zip(results, outputs):
+            sample.scale_outputs = scale_outputs
             sample.set_metainfo(
                 dict(hmsa_scales=list(scales), hmsa_fusion=fusion))
-
-    def _to_original(self, x: Tensor, meta: dict) -> Tensor:
-        """Undo padding and flip and resize to ``ori_shape``, as
-        ``postprocess_result`` does for the fused logits."""
-        pad = meta.get('img_padding_size', meta.get('padding_size',
-                                                    [0, 0, 0, 0]))
-        left, right, top, bottom = pad
-        h, w = x.shape[-2:]
-        x = x[..., top:h - bottom, left:w - right]
-        if meta.get('flip', False):
-            dims = (3, ) if meta.get('flip_direction') == 'horizontal' \
-                else (2, )
-            x = x.flip(dims=dims)
-        return resize_to(x, meta['ori_shape'], self.align_corners)
 
     def _training_step_scales(
             self) -> Tuple[List[Tuple[float, ...]], Tuple[float, ...]]:
         """The pairs fused in this step (none for explicit training) and
         every scale the step runs."""
         if self.train_cfg.fusion == 'explicit':
-            return [], self._explicit_scales
-        pairs = list(self._pairs)
+            return [], self.train_cfg.explicit_scales
+        pairs = list(self.train_cfg.pairs)
         if self.train_cfg.pair_sampling == 'random' and len(pairs) > 1:
             pairs = [pairs[int(torch.randint(len(pairs), ()))]]
         return pairs, tuple(sorted({s for pair in pairs for s in pair}))
@@ -686,7 +635,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
                         f'decode_{name}'))
         if self.attention_only:
             return losses
-        w_lo, w_hi = self._scale_loss_weights(cfg)
+        w_lo, w_hi = cfg.loss_weights
         for scale in scales:
             weight = w_hi if scale == max(scales) else w_lo
             if weight > 0:
@@ -714,44 +663,47 @@ class HMSAEncoderDecoder(EncoderDecoder):
                               strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
         if prefix == '':
-            self._check_checkpoint_fits(state_dict)
+            self._explain_checkpoint(state_dict)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
-    def _check_checkpoint_fits(self, state_dict: dict) -> None:
-        """Refuse a checkpoint whose shapes do not fit, naming them."""
+    def _explain_checkpoint(self, state_dict: dict) -> None:
+        """Say in words how a checkpoint differs from this model.
+
+        Loading itself is MMEngine's (and PyTorch's): tensors whose shapes
+        do not fit are skipped and reported, or refused with
+        ``strict=True``. This adds what those messages leave to the reader:
+        a checkpoint of another class count, one of another network, and the
+        attention branch a single-scale checkpoint cannot have.
+        """
         own = self.state_dict()
         common = [k for k in state_dict if k in own]
         if state_dict and not common:
-            raise ValueError(
+            print_log(
                 'the checkpoint does not fit this model: none of its '
                 f'{len(state_dict)} parameter names matches (checkpoint has '
                 f'e.g. {next(iter(state_dict))!r}, the model e.g. '
-                f'{next(iter(own))!r})')
-        bad = [(k, tuple(state_dict[k].shape), tuple(own[k].shape))
-               for k in common
-               if hasattr(state_dict[k], 'shape')
-               and tuple(state_dict[k].shape) != tuple(own[k].shape)]
-        if bad:
-            lines = [f'  {k}: checkpoint {c}, model {m}' for k, c, m in bad]
-            hint = ''
-            seg = dict((k, c) for k, c, _ in bad).get(
-                'decode_head.conv_seg.weight')
-            if seg is not None:
-                hint = (f' The checkpoint predicts {seg[0]} classes, the '
-                        f'model {self.out_channels} (decode_head.num_classes'
-                        ').')
-            raise ValueError(
-                f'the checkpoint does not fit this model: {len(bad)} '
-                'parameter(s) differ in shape.' + hint + '\n' +
-                '\n'.join(lines[:10]) +
-                ('\n  ...' if len(lines) > 10 else ''))
+                f'{next(iter(own))!r}); nothing is loaded',
+                logger='current',
+                level=logging.WARNING)
+            return
+        classes = getattr(state_dict.get('decode_head.conv_seg.weight'),
+                          'shape', (self.out_channels, ))[0]
+        if classes != self.out_channels:
+            print_log(
+                f'the checkpoint predicts {classes} classes, the model '
+                f'{self.out_channels} (decode_head.num_classes): its '
+                'classifiers are not loaded and start from their '
+                'initialisation (fine-tuning to another class count); '
+                'strict loading refuses such a checkpoint',
+                logger='current',
+                level=logging.WARNING)
         missing_attention = [
             k for k in own
             if self._is_attention_param(k) and k not in state_dict
         ]
-        if missing_attention and common:
+        if missing_attention:
             print_log(
                 f'HMSA: the checkpoint has no attention branch '
                 f'({len(missing_attention)} tensors under '

@@ -57,10 +57,10 @@ def test_training_fusion_matches_formula():
     model = build(tiny_segmentor()).eval()
     x, samples = images(), make_samples(2, 64, 64)
     losses = model.loss(x, samples)
-    lo = model._forward_scale(
+    lo = model._encode_decode_scale(
         F.interpolate(x, size=(32, 32), mode='bilinear',
                       align_corners=False))
-    hi = model._forward_scale(x)
+    hi = model._encode_decode_scale(x)
     up = lambda t: F.interpolate(  # noqa: E731
         t, size=hi.logits.shape[-2:], mode='bilinear', align_corners=False)
     fused = up(lo.attention * lo.logits) + (1 - up(lo.attention)) * hi.logits
@@ -134,7 +134,7 @@ def test_train_cfg_errors():
 # ------------------------------------------------ several pairs, explicit
 def _scale_outputs(model, x, scales):
     return {
-        s: model._forward_scale(
+        s: model._encode_decode_scale(
             F.interpolate(
                 x,
                 size=(int(64 * s), int(64 * s)),
@@ -280,7 +280,7 @@ def _run_scales(model, x, scales):
         size = (round(x.shape[2] * s), round(x.shape[3] * s))
         xs = x if s == 1 else F.interpolate(
             x, size=size, mode='bilinear', align_corners=False)
-        outs[s] = model._forward_scale(xs)
+        outs[s] = model._encode_decode_scale(xs)
     return outs
 
 
@@ -543,3 +543,78 @@ def test_higher_branch_refuses_explicit_fusion():
     model.test_cfg.fusion = 'explicit'
     with pytest.raises(ValueError, match='attention score per scale'):
         model.predict(images())
+
+
+# --------------------------------------------------------- deployment paths
+def test_tensor_mode_is_the_fused_model():
+    model = build(
+        tiny_segmentor(test_cfg=dict(scales=[0.5, 1.0, 2.0]))).eval()
+    x = images(h=64, w=96)
+    with torch.no_grad():
+        fused = model(x, mode='tensor')
+        ref = model.inference(x, [dict(pad_shape=(64, 96))] * 2)
+        single = model.single_scale_forward(x)
+        model.test_cfg.scales = [1.0]
+        at_one = model(x, mode='tensor')
+    torch.testing.assert_close(fused, ref)
+    assert fused.shape == (2, NUM_CLASSES, 64, 96)
+    assert single.shape == (2, NUM_CLASSES, 16, 24)  # the decoder's grid
+    torch.testing.assert_close(at_one, _resize(single, (64, 96)))
+    # the other scales do change the result
+    assert (fused - at_one).abs().max() > 0.01 * at_one.abs().max()
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_fused_path_traces(mode):
+    test_cfg = dict(mode=mode, scales=[0.5, 1.0, 2.0])
+    if mode == 'slide':
+        test_cfg.update(crop_size=(48, 48), stride=(32, 32))
+    model = build(tiny_segmentor(test_cfg=test_cfg)).eval()
+    x = images(n=1, h=64, w=96)
+    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
+        traced = torch.jit.trace(model, x)  # mode='tensor' is the default
+    other = images(n=1, h=64, w=96, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(other), model(other, mode='tensor'))
+
+
+def test_slide_accumulates_high_scales_on_the_fusion_grid():
+    model = build(
+        tiny_segmentor(
+            test_cfg=dict(
+                mode='slide', crop_size=(48, 48), stride=(32, 32),
+                scales=[0.5, 1.0, 2.0]))).eval()
+    x2 = _resize(images(n=1, h=64, w=96), (128, 192))
+    with torch.no_grad():
+        full = model._slide_scale(x2, True)
+        small = model._slide_scale(x2, True, out_size=(64, 96))
+    assert full.logits.shape[-2:] == (128, 192)
+    assert small.logits.shape[-2:] == (64, 96)
+    torch.testing.assert_close(small.logits, _resize(full.logits, (64, 96)))
+    torch.testing.assert_close(small.attention,
+                               _resize(full.attention, (64, 96)))
+    # windows that cut 2x2 blocks keep the full grid
+    model.test_cfg.stride = (31, 31)
+    with torch.no_grad():
+        kept = model._slide_scale(x2, True, out_size=(64, 96))
+    assert kept.logits.shape[-2:] == (128, 192)
+
+
+def test_per_scale_outputs_of_a_one_channel_head():
+    head = tiny_sep_aspp_head(
+        num_classes=2,
+        out_channels=1,
+        threshold=0.3,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    model = build(
+        tiny_segmentor(
+            head=head,
+            test_cfg=dict(scales=[0.5, 1.0], fusion='mean',
+                          return_scales=True))).eval()
+    with torch.no_grad():
+        result = model.predict(images(n=1), make_samples(1, 64, 64))[0]
+    for out in result.scale_outputs.values():
+        probs = out.seg_logits
+        assert probs.shape == (1, 64, 64)
+        assert 0 <= probs.min() and probs.max() <= 1  # MMSeg's sigmoid
+        assert torch.equal(out.pred_sem_seg, (probs > 0.3).to(probs))
