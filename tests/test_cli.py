@@ -7,15 +7,9 @@ from mmengine.config import Config
 
 from projects.hmsa import cli
 from projects.hmsa.datasets import DatasetError
-from tests.utils import ROOT, load_tool
+from tests.utils import MNV2_CONFIG, STAGED_CONFIG, STOCK_X1_CONFIG, load_tool
 
-MNV2 = osp.join(ROOT, 'configs', 'hmsa_mnv2.py')
-STOCK = osp.join(ROOT, 'configs', 'single_scale',
-                 'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-'
-                 '512x1024.py')
-STAGED = osp.join(ROOT, 'configs', 'staged',
-                  'hmsa-attn-only_mobilenet-v2-d8_deeplabv3plus_4xb2-8k_'
-                  'cityscapes-512x1024.py')
+MNV2, STOCK, STAGED = MNV2_CONFIG, STOCK_X1_CONFIG, STAGED_CONFIG
 
 test_tool = load_tool('test')
 train_tool = load_tool('train')

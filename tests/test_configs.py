@@ -47,16 +47,6 @@ SINGLE_SCALE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than several waiting on a
-    shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, name))
 

@@ -13,7 +13,17 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(ROOT, 'tools')
-DEMO = osp.join(ROOT, 'configs', 'demo')
+CONFIGS = osp.join(ROOT, 'configs')
+DEMO = osp.join(CONFIGS, 'demo')
+#: Cityscapes configs the tool tests read (not train).
+MNV2_CONFIG = osp.join(CONFIGS, 'hmsa_mnv2.py')
+STOCK_X1_CONFIG = osp.join(
+    CONFIGS, 'single_scale',
+    'mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-x1-512x1024.py')
+STAGED_CONFIG = osp.join(
+    CONFIGS, 'staged',
+    'hmsa-attn-only_mobilenet-v2-d8_deeplabv3plus_4xb2-8k_'
+    'cityscapes-512x1024.py')
 STOCK_CONFIG = osp.join(DEMO, 'mnv2_single-scale_demo.py')
 HMSA_CONFIG = osp.join(DEMO, 'hmsa_mnv2_demo.py')
 ATTENTION_CONFIG = osp.join(DEMO, 'hmsa_mnv2_attn-only_demo.py')
@@ -253,6 +263,36 @@ def write_checkpoint(path: Path, model_cfg: dict,
         palette=[list(p) for p in CityscapesDataset.METAINFO['palette']]))
     torch.save(dict(state_dict=model.state_dict(), meta=meta), str(path))
     return str(path)
+
+
+def tiny_eval_files(root: Path,
+                    model: Optional[dict] = None,
+                    name: str = 'hmsa_tiny',
+                    num_images: int = 2) -> dict:
+    """A tiny Cityscapes-layout val split in ``root/cityscapes``,
+    a config that tests ``model`` on it and a checkpoint of ``model``.
+
+    Args:
+        root (Path): The folder.
+        model (dict, optional): Model config. Defaults to the tiny HMSA
+            model of :func:`tiny_model_cfg`.
+        name (str): Stem of the config and checkpoint files.
+        num_images (int): Size of the split.
+
+    Returns:
+        dict: ``root``, ``data``, ``images``, ``model``, ``config`` and
+        ``checkpoint``.
+    """
+    data = root / 'cityscapes'
+    images = make_cityscapes(data, num_images=num_images)
+    model = model or tiny_model_cfg(hmsa=True)
+    return dict(
+        root=root,
+        data=data,
+        images=images,
+        model=model,
+        config=write_config(root / f'{name}.py', data, model),
+        checkpoint=write_checkpoint(root / f'{name}.pth', model, images))
 
 
 def load_tool(name: str):

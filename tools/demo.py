@@ -26,7 +26,7 @@ import shutil
 import time
 from typing import Optional, Sequence
 
-from projects.hmsa import workflow
+from projects.hmsa import cli, workflow
 
 SINGLE_SCALE_CONFIG = osp.join(workflow.DEMO_CONFIGS,
                                'mnv2_single-scale_demo.py')
@@ -79,43 +79,41 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     data_opts = workflow.data_options(data_root, args.height, args.width)
     scales = [f'{s:g}' for s in args.scales]
 
-    try:
-        _banner('1/5  Synthetic Cityscapes-layout data')
-        workflow.make_data(data_root, args.num_train, args.num_val,
-                           args.height, args.width, args.seed)
+    # a failed step ends the demo with its message (cli.run_tool)
+    _banner('1/5  Synthetic Cityscapes-layout data')
+    workflow.make_data(data_root, args.num_train, args.num_val,
+                       args.height, args.width, args.seed)
 
-        _banner('2/5  Stock MobileNetV2 DeepLabV3+, trained at a single '
-                'scale')
-        single_ckpt = workflow.train(
-            SINGLE_SCALE_CONFIG, osp.join(work_dir, 'single_scale'),
-            data_opts + workflow.schedule_options(args.train_iters))
+    _banner('2/5  Stock MobileNetV2 DeepLabV3+, trained at a single '
+            'scale')
+    single_ckpt = workflow.train(
+        SINGLE_SCALE_CONFIG, osp.join(work_dir, 'single_scale'),
+        data_opts + workflow.schedule_options(args.train_iters))
 
-        _banner('3/5  HMSA from that checkpoint: train the attention branch '
-                'only')
-        hmsa_ckpt = workflow.train(
-            ATTENTION_CONFIG, osp.join(work_dir, 'hmsa_attention_only'),
-            [f'load_from={single_ckpt}', *data_opts,
-             *workflow.schedule_options(args.attention_iters)])
+    _banner('3/5  HMSA from that checkpoint: train the attention branch '
+            'only')
+    hmsa_ckpt = workflow.train(
+        ATTENTION_CONFIG, osp.join(work_dir, 'hmsa_attention_only'),
+        [f'load_from={single_ckpt}', *data_opts,
+         *workflow.schedule_options(args.attention_iters)])
 
-        _banner(f'4/5  tools/test.py: HMSA, attention fusion over scales '
-                f'{" ".join(scales)}')
-        workflow.run_step([
-            workflow.tool('test'), ATTENTION_CONFIG, hmsa_ckpt, '--work-dir',
-            test_dir, '--scales', *scales, '--fusion', 'attention',
-            '--show-dir', show_dir, '--cfg-options',
-            'default_hooks.visualization.interval=8', *data_opts
-        ])
+    _banner(f'4/5  tools/test.py: HMSA, attention fusion over scales '
+            f'{" ".join(scales)}')
+    workflow.run_step([
+        workflow.tool('test'), ATTENTION_CONFIG, hmsa_ckpt, '--work-dir',
+        test_dir, '--scales', *scales, '--fusion', 'attention',
+        '--show-dir', show_dir, '--cfg-options',
+        'default_hooks.visualization.interval=8', *data_opts
+    ])
 
-        _banner('5/5  Every single scale, every fusion rule and the oracle, '
-                'side by side')
-        # The trunk and head are frozen in step 3, so the single-scale,
-        # mean and max rows are those of the single-scale model too.
-        out_dir = osp.join(work_dir, 'results')
-        workflow.eval_scales(
-            ATTENTION_CONFIG, hmsa_ckpt, out_dir, args.scales, data_opts,
-            ['--trunk', 'MobileNetV2', '--head', 'DeepLabV3+'])
-    except workflow.StepFailed as err:
-        raise SystemExit(f'demo: {err}')
+    _banner('5/5  Every single scale, every fusion rule and the oracle, '
+            'side by side')
+    # The trunk and head are frozen in step 3, so the single-scale,
+    # mean and max rows are those of the single-scale model too.
+    out_dir = osp.join(work_dir, 'results')
+    workflow.eval_scales(
+        ATTENTION_CONFIG, hmsa_ckpt, out_dir, args.scales, data_opts,
+        ['--trunk', 'MobileNetV2', '--head', 'DeepLabV3+'])
 
     _banner('Results on the demo val split')
     table = osp.join(out_dir, 'results.md')
@@ -131,4 +129,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run_tool(main)

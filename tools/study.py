@@ -18,10 +18,9 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
-from projects.hmsa import study, workflow
+from projects.hmsa import cli, study, workflow
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,9 +81,7 @@ def main(argv=None) -> int:
                            args.height, args.width, args.data_seed,
                            log=osp.join(work_dir, 'make_data.log'))
     elif not osp.isdir(data_root):
-        print(f'error: --data-root {data_root} is not a folder',
-              file=sys.stderr)
-        return 1
+        raise cli.ToolError(f'--data-root {data_root} is not a folder')
     recipes = study.demo_recipes(args.single_iters, args.attention_iters)
     settings = study.StudySettings(
         seeds=args.seeds,
@@ -99,11 +96,7 @@ def main(argv=None) -> int:
                                       args.width) + list(args.cfg_options),
         reuse=not args.fresh,
         report_only=args.report_only)
-    try:
-        results = study.run_study(settings)
-    except workflow.StepFailed as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+    results = study.run_study(settings)  # a failed step: cli.run_tool
     print()
     print(study.markdown(results, recipes, args.seeds))
     minutes, seconds = divmod(int(time.time() - start), 60)
@@ -113,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    cli.run_tool(main)

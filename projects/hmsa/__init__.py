@@ -3,8 +3,9 @@
 Importing this package (e.g. through a config's ``custom_imports``) registers
 the segmentor, the decode heads, the category metric and the visualizer into
 MMSegmentation's registries, registers the tools' runner add-ons
-(``engine``) into MMEngine's, and makes MMEngine load its own checkpoints with
-PyTorch's safe unpickler.
+(``engine``) into MMEngine's, and makes every checkpoint MMEngine loads, from
+any path or URL prefix, go through the validating reader of ``checkpoint``
+(no code from a file runs, stored config text is withheld unless trusted).
 """
 from . import (
     checkpoint,  # noqa: F401

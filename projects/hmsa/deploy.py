@@ -42,6 +42,7 @@ def export_onnx(model: nn.Module,
             output_names=['logits'],
             opset_version=opset,
             dynamo=True,
+            external_data=False,  # one file (the weights are < 2 GB)
             verbose=False)
     return example
 

@@ -11,13 +11,15 @@ import subprocess
 import sys
 from typing import List, Optional, Sequence
 
+from .cli import ToolError
+
 #: The repository root (``projects/hmsa`` lives two folders below it).
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 
 
-class StepFailed(RuntimeError):
+class StepFailed(ToolError):
     """A tool run by the workflow exited with an error."""
 
 

@@ -21,6 +21,7 @@ from projects.hmsa.models import (
     max_fuse,
     mean_fuse,
 )
+from projects.hmsa.models.fusion import resize_output, resize_to, scaled_size
 
 C = 3
 
@@ -227,3 +228,60 @@ def test_training_pair_above_one_fuses_on_the_unit_grid(rng):
     expected = one.attention * one.logits + (1 - one.attention) * down
     torch.testing.assert_close(
         hierarchical_fuse({1.0: one, 2.0: two}), expected)
+
+
+# ------------------------------------------------------- sizes and grids
+@pytest.mark.parametrize('scale', [0.25, 0.3, 0.5, 0.57, 0.7, 0.75, 1.0,
+                                   1.25, 1.5, 1.75, 2.0])
+def test_floor_rounding_is_interpolates_recomputed_size(scale):
+    """``'floor'`` gives the size F.interpolate(scale_factor,
+    recompute_scale_factor=True) makes, and the same image."""
+    for h, w in ((64, 64), (75, 101), (33, 47), (1024, 2048), (49, 97)):
+        x = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w)
+        ref = F.interpolate(x, scale_factor=scale, mode='bilinear',
+                            align_corners=False, recompute_scale_factor=True)
+        size = scaled_size((h, w), scale, 'floor')
+        assert size == tuple(ref.shape[-2:])
+        torch.testing.assert_close(resize_to(x, size), ref)
+
+
+def test_round_rounding_is_pythons_round():
+    # 75 * 0.5 = 37.5 and 73 * 0.5 = 36.5: Python rounds half to even
+    assert scaled_size((75, 73), 0.5) == (38, 36)
+    assert scaled_size((75, 73), 0.5, 'round') == (38, 36)
+    assert scaled_size((75, 73), 0.5, 'floor') == (37, 36)
+    assert scaled_size((3, 3), 0.1, 'floor') == (1, 1)  # at least a pixel
+    with pytest.raises(ValueError, match='unknown rounding'):
+        scaled_size((8, 8), 0.5, 'ceil')
+
+
+def test_resize_output(rng):
+    out = random_output((5, 7), rng)
+    big = resize_output(out, (10, 14))
+    torch.testing.assert_close(big.logits, F.interpolate(
+        out.logits, size=(10, 14), mode='bilinear', align_corners=False))
+    torch.testing.assert_close(big.attention, F.interpolate(
+        out.attention, size=(10, 14), mode='bilinear', align_corners=False))
+    assert 0 < big.attention.min() and big.attention.max() < 1
+    plain = resize_output(random_output((5, 7), rng, False), (10, 14))
+    assert plain.attention is None and plain.logits.shape[-2:] == (10, 14)
+
+
+def test_image_grid_fusion_is_the_chain_on_upsampled_maps():
+    """Constant maps: the grid changes nothing, so fusing on the image grid
+    gives the closed form of the feature grid, at the image's size."""
+    a_lo, a_one = 0.2, 0.7
+    outs = {
+        0.5: ScaleOutput(constant([1., 2., 3.], size=(3, 4)),
+                         torch.full((1, 1, 3, 4), a_lo)),
+        1.0: ScaleOutput(constant([4., 5., 6.], size=(6, 8)),
+                         torch.full((1, 1, 6, 8), a_one)),
+        2.0: ScaleOutput(constant([7., 8., 9.], size=(12, 16))),
+    }
+    image = {s: resize_output(o, (int(24 * s), int(32 * s)))
+             for s, o in outs.items()}
+    got = hierarchical_fuse(image)
+    expected = a_lo * constant([1., 2., 3.], size=(24, 32)) + (
+        1 - a_lo) * (a_one * constant([4., 5., 6.], size=(24, 32)) +
+                     (1 - a_one) * constant([7., 8., 9.], size=(24, 32)))
+    torch.testing.assert_close(got, expected)

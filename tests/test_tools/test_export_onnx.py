@@ -1,5 +1,7 @@
 """tools/export_onnx.py: the exported graph is the fused multi-scale model,
 and onnxruntime gives PyTorch's logits."""
+import os
+import os.path as osp
 import re
 
 import numpy as np
@@ -37,6 +39,7 @@ def test_export_matches_pytorch(exported, capsys):
         '0.5', '1', '2', '--out', out
     ])
     printed = capsys.readouterr().out
+    assert os.listdir(osp.dirname(out)).count('hmsa.onnx.data') == 0
     assert 'scales [0.5, 1.0, 2.0], fusion attention' in printed
     found = re.search(r'max relative difference (\S+), argmax agreement '
                       r'(\S+)%', printed)

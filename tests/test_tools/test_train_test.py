@@ -113,10 +113,8 @@ def test_test_tool_scales_fusion_out_and_show_dir(attention_only, tiny_data,
     dumped = open(osp.join(work, osp.basename(ATTENTION_CONFIG))).read()
     assert re.search(r'scales=\[\s*0\.5,\s*1\.0,?\s*\]', dumped)
     assert "fusion='mean'" in dumped
-    from mmseg.registry import VISUALIZERS
-    if VISUALIZERS.get('HMSALocalVisualizer') is not None:
-        assert "type='HMSALocalVisualizer'" in dumped
-        assert 'return_scales=True' in dumped
+    assert "type='HMSALocalVisualizer'" in dumped
+    assert 'return_scales=True' in dumped
 
 
 def test_scales_on_a_stock_model_is_refused(single_scale, tiny_data,

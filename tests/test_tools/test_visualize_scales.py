@@ -1,51 +1,62 @@
-"""tools/visualize_scales.py end to end on a tiny model."""
+"""tools/visualize_scales.py: its command line, pictures and errors."""
 import mmcv
 import pytest
 
-from tests.utils import (
-    IMG_SIZE,
-    load_tool,
-    make_cityscapes,
-    tiny_model_cfg,
-    write_checkpoint,
-    write_config,
-)
+from projects.hmsa import cli
+from tests.utils import IMG_SIZE, load_tool, tiny_eval_files, tiny_model_cfg
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool('visualize_scales')
 
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp('tiny_vis')
-    images = make_cityscapes(root / 'cityscapes', num_images=2)
-    model = tiny_model_cfg(hmsa=True)
-    return dict(
-        root=root,
-        images=images,
-        config=write_config(root / 'cfg.py', root / 'cityscapes', model),
-        checkpoint=write_checkpoint(root / 'ckpt.pth', model, images))
+    return tiny_eval_files(tmp_path_factory.mktemp('visualize_scales_tool'))
 
 
-def test_one_png_per_image(tiny, capsys):
-    tool = load_tool('visualize_scales')
+def test_one_png_per_image(tool, tiny, capsys):
     out = tiny['root'] / 'pictures'
-    rc = tool.main([
+    tool.main([
         tiny['config'], tiny['checkpoint'], *tiny['images'], '--out-dir',
         str(out), '--panel-width', '96'
     ])
-    assert rc == 0
     files = sorted(out.glob('*.png'))
     assert len(files) == 2
     assert all(f.name.endswith('_leftImg8bit_scales.png') for f in files)
     h = IMG_SIZE[0] * 96 // IMG_SIZE[1]
     drawn = mmcv.imread(str(files[0]))
-    # image/gt/fused, three predictions, three attention maps.
-    assert 3 * (h + 18) <= drawn.shape[0] < 3 * (h + 18) + 40
+    # image/gt/fused, three predictions, three attention maps, then the
+    # attention note and the class legend.
+    assert drawn.shape[0] > 3 * (h + 18) + 18
     assert 3 * 96 <= drawn.shape[1] < 3 * 96 + 60
-    assert capsys.readouterr().out.count('(with ground truth)') == 2
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if ' -> ' in line]
+    assert printed == [
+        f'{image} -> {out / file.name} (with ground truth)'
+        for image, file in zip(tiny['images'], files)
+    ]
 
 
-def test_missing_image(tiny, tmp_path, capsys):
-    tool = load_tool('visualize_scales')
-    rc = tool.main([tiny['config'], tiny['checkpoint'],
-                    str(tmp_path / 'none.png'), '--out-dir', str(tmp_path)])
-    assert rc == 1
-    assert 'file not found' in capsys.readouterr().err
+def test_command_line_errors(tool, tiny, tmp_path, capsys):
+    out = ['--out-dir', str(tmp_path)]
+    with pytest.raises(cli.ToolError, match='none.png does not exist'):
+        tool.main([tiny['config'], tiny['checkpoint'],
+                   str(tmp_path / 'none.png'), *out])
+    with pytest.raises(cli.ToolError, match='nope.pth does not exist'):
+        tool.main([tiny['config'], str(tmp_path / 'nope.pth'),
+                   tiny['images'][0], *out])
+    with pytest.raises(cli.ToolError, match='--scales must contain 1.0'):
+        tool.main([tiny['config'], tiny['checkpoint'], tiny['images'][0],
+                   *out, '--scales', '2'])
+    with pytest.raises(SystemExit) as exc:
+        tool.main([tiny['config'], tiny['checkpoint'], tiny['images'][0],
+                   *out, '--panel-width', '8'])
+    assert exc.value.code == 2
+    assert '--panel-width must be >= 32' in capsys.readouterr().err
+    # A fusion rule the model refuses: a stock head has no attention.
+    stock = tiny_eval_files(tmp_path, tiny_model_cfg(hmsa=False), 'stock')
+    with pytest.raises(cli.ToolError, match='attention branch'):
+        tool.main([stock['config'], stock['checkpoint'], tiny['images'][0],
+                   *out, '--fusion', 'attention'])

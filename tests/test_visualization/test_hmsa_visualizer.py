@@ -90,10 +90,11 @@ def test_writes_one_png_with_the_grid(tmp_path):
     vis = _visualizer(panel_width=None)
     out = tmp_path / 'x.png'
     image = _image()
-    vis.add_datasample('x', image, _sample(), out_file=str(out))
+    vis.add_datasample('x', image, _sample(), out_file=str(out),
+                       with_labels=False)
     drawn = mmcv.imread(str(out), channel_order='rgb')
     rows = vis.panels(image, _sample())
-    assert drawn.shape == vis.compose(rows).shape
+    assert np.array_equal(drawn, vis.compose(rows))
     # Three rows of three panels, each under an 18-pixel caption bar, a
     # note on attention below and a colour scale on the right.
     assert 3 * (H + 18) + 18 <= drawn.shape[0] < 3 * (H + 18) + 40
@@ -101,6 +102,60 @@ def test_writes_one_png_with_the_grid(tmp_path):
     assert np.array_equal(drawn[18:18 + H, :W], image)
     assert (drawn[:18, :W] < 100).mean() > 0.5  # the caption bar is dark
     assert (drawn[18:18 + H, -8:] == 255).all()  # no scale beside row 1
+
+
+def _few_classes_sample():
+    """Road and car everywhere, sky in the ground truth only; the ignore
+    index on the ground truth's border."""
+    sample = _sample()
+    g = torch.Generator().manual_seed(1)
+
+    def labels(other):
+        pick = torch.rand(1, H, W, generator=g) < 0.5
+        return torch.where(pick, torch.tensor(0), torch.tensor(other))
+
+    gt = labels(10)
+    gt[:, :2] = 255
+    sample.gt_sem_seg = PixelData(data=gt)
+    sample.pred_sem_seg = PixelData(data=labels(13))
+    for out in sample.scale_outputs.values():
+        out.pred_sem_seg = labels(13)
+    return sample
+
+
+def test_legend_lists_the_classes_shown():
+    vis = _visualizer(panel_width=None)
+    sample = _few_classes_sample()
+    palette = [tuple(c) for c in META['palette']]
+    road, sky, car = (palette[i] for i in (0, 10, 13))
+    assert vis.legend(sample) == [('road', road), ('sky', sky),
+                                  ('car', car)]
+    assert vis.legend(sample, draw_gt=False) == [('road', road),
+                                                 ('car', car)]
+    image = _image()
+    drawn = vis.draw_scales(image, sample)
+    plain = vis.draw_scales(image, sample, with_labels=False)
+    # The legend is added below the grid, which stays as it was.
+    top = plain.shape[0]
+    assert drawn.shape[0] > top and drawn.shape[1] == plain.shape[1]
+    assert np.array_equal(drawn[:top], plain)
+    legend = drawn[top:]
+    corners = []
+    for colour in (road, sky, car):
+        swatch = (legend == colour).all(-1)
+        ys, xs = np.nonzero(swatch)
+        # a filled square of the class's exact palette colour
+        assert swatch.sum() >= 36
+        assert swatch.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
+        corners.append((ys.min(), xs.min(), ys.max(), xs.max()))
+    assert corners == sorted(corners)  # in class order
+    for index in range(len(palette)):
+        if index not in (0, 10, 13) and len(set(palette[index])) > 1:
+            assert not (legend == palette[index]).all(-1).any(), index
+    # each name is written in dark text right of its swatch
+    for (y0, _, y1, x1), (_, next_x0, _, _) in zip(corners, corners[1:]):
+        text = legend[y0:y1 + 1, x1 + 1:next_x0]
+        assert (text.max(-1) < 128).sum() >= 10
 
 
 def test_layout_without_gt_or_attention(tmp_path):

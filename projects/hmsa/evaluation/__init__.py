@@ -5,6 +5,8 @@ from .category_metric import (
     confusion_matrix,
     merge_confusion,
 )
+from .checkpoint_evaluation import CheckpointEvaluation, build_test_dataloader
+from .results_table import markdown_table, to_records, write_results
 from .scale_evaluation import (
     RowResult,
     RowSpec,
@@ -18,7 +20,8 @@ from .scale_evaluation import (
 
 __all__ = [
     'CITYSCAPES_CATEGORIES', 'CityscapesCategoryMetric', 'confusion_matrix',
-    'merge_confusion', 'RowResult', 'RowSpec', 'as_multiscale_model_cfg',
-    'build_multiscale_model',
-    'describe_model', 'evaluate_rows', 'predict_rows', 'row_specs'
+    'merge_confusion', 'CheckpointEvaluation', 'build_test_dataloader',
+    'markdown_table', 'to_records', 'write_results', 'RowResult', 'RowSpec',
+    'as_multiscale_model_cfg', 'build_multiscale_model', 'describe_model',
+    'evaluate_rows', 'predict_rows', 'row_specs'
 ]

@@ -166,7 +166,8 @@ def build_multiscale_model(model_cfg: dict,
                            checkpoint: str,
                            scales: Sequence[float],
                            return_scales: bool = False,
-                           device: str = 'cpu'
+                           device: str = 'cpu',
+                           fusion: Optional[str] = 'mean'
                            ) -> Tuple[HMSAEncoderDecoder, dict]:
     """Build a config's model for multi-scale inference and load weights.
 
@@ -177,18 +178,26 @@ def build_multiscale_model(model_cfg: dict,
         scales (Sequence[float]): Inference scales (``test_cfg.scales``).
         return_scales (bool): Whether predictions carry per-scale outputs.
         device (str): Where the model runs.
+        fusion (str, optional): ``test_cfg.fusion``, checked by the model
+            when it is built; None: ``attention`` if the head has an
+            attention branch, else ``mean``. Defaults to ``mean`` (every
+            head supports it).
 
     Returns:
-        tuple: The model, in eval mode on ``device`` with fusion ``mean``
-        (every head supports it), and the loaded checkpoint.
+        tuple: The model, in eval mode on ``device``, and the loaded
+        checkpoint.
     """
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     cfg = as_multiscale_model_cfg(model_cfg)
     cfg.test_cfg = dict(cfg.get('test_cfg') or {})
     cfg.test_cfg.update(
-        scales=list(scales), fusion='mean', return_scales=return_scales)
+        scales=list(scales),
+        fusion=fusion or 'mean',
+        return_scales=return_scales)
     model = MODELS.build(cfg)
+    if fusion is None and model.with_attention:
+        model.test_cfg.fusion = 'attention'
     loaded = load_checkpoint(model, checkpoint, map_location='cpu')
     return model.to(device).eval(), loaded
 

@@ -4,6 +4,7 @@ Everything here is a pure function of tensors: no module state, no config.
 The segmentor calls these; the tests compare them with an independent
 implementation of the formulas.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -12,6 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 FUSION_RULES = ('attention', 'explicit', 'mean', 'max')
+#: Where the scales are fused: the decoder's output grid of each scale
+#: (``'feature'``) or each rescaled input's pixel grid (``'image'``).
+FUSION_GRIDS = ('feature', 'image')
+#: How a rescaled image's size is rounded to whole pixels.
+SIZE_ROUNDINGS = ('round', 'floor')
 
 
 @dataclass
@@ -40,13 +46,40 @@ def resize_to(x: Tensor,
         x, size=size, mode='bilinear', align_corners=align_corners)
 
 
-def scaled_size(size: Sequence[int], scale: float) -> Tuple[int, int]:
+def resize_output(out: ScaleOutput,
+                  size: Sequence[int],
+                  align_corners: bool = False) -> ScaleOutput:
+    """``out`` with its logits and attention resized to ``size``.
+
+    Resizing the post-sigmoid attention keeps it in (0, 1).
+    """
+    return ScaleOutput(
+        logits=resize_to(out.logits, size, align_corners),
+        attention=None if out.attention is None else resize_to(
+            out.attention, size, align_corners))
+
+
+def scaled_size(size: Sequence[int],
+                scale: float,
+                rounding: str = 'round') -> Tuple[int, int]:
     """The (H, W) an image of ``size`` has once rescaled by ``scale``.
+
+    ``rounding`` is ``'round'`` (to the nearest pixel, Python's ``round``)
+    or ``'floor'``, the size ``F.interpolate(scale_factor=scale,
+    recompute_scale_factor=True)`` gives: ``floor(float(v) * scale)``.
+    Either is at least 1.
 
     Sizes are Python ints (a traced shape is read as a constant), so a traced
     or exported graph has the input size it was traced with baked in.
     """
-    return tuple(max(1, int(round(int(v) * scale))) for v in size[:2])
+    if rounding == 'round':
+        to_int = round
+    elif rounding == 'floor':
+        to_int = math.floor
+    else:
+        raise ValueError(f'unknown rounding {rounding!r}; expected one of '
+                         f'{", ".join(SIZE_ROUNDINGS)}')
+    return tuple(max(1, int(to_int(float(int(v)) * scale))) for v in size[:2])
 
 
 #: Attention computed during fusion: (a scale's logits, the running fused

@@ -25,6 +25,7 @@ from .fusion import (
     fuse,
     hierarchical_chain,
     hierarchical_fuse,
+    resize_output,
     resize_to,
     scaled_size,
 )
@@ -105,6 +106,9 @@ class HMSAEncoderDecoder(EncoderDecoder):
     - ``attention_only`` (bool, False): train only the attention branch.
       Backbone, neck, decoder and auxiliary heads are frozen in eval mode
       (BatchNorm statistics included) and run without autograd.
+    - ``fusion_grid``, ``scale_rounding`` (str, optional): as in
+      ``test_cfg``; None (the default) uses ``test_cfg``'s, so a model
+      trains with the fusion it is tested with unless told otherwise.
 
     ``test_cfg`` keys (besides MMSeg's ``mode``, ``crop_size``, ``stride``):
 
@@ -115,6 +119,22 @@ class HMSAEncoderDecoder(EncoderDecoder):
       average each scale's logits and attention before fusing.
     - ``return_scales`` (bool, False): put each scale's logits, prediction
       and attention on the output data samples as ``scale_outputs``.
+    - ``fusion_grid`` (str, 'feature'): where the scales are fused.
+      ``'feature'`` fuses each scale's logits and attention on the decode
+      head's output grid (stride 4 for DeepLabV3+), and resizes only the
+      fused logits to the image. ``'image'`` first resizes each scale's
+      logits and attention to that scale's input size, then fuses, as
+      NVIDIA's ``nscale_forward`` does: the per-scale maps are
+      ``stride**2`` times larger (16x at stride 4; at scale 2 of a
+      1024x2048 image one 19-class map is 0.64 GB in float32), and the
+      fusion and the resizing cost as much more. Slide inference already
+      accumulates each scale on its input's pixel grid, so the option only
+      changes whole inference.
+    - ``scale_rounding`` (str, 'round'): how a scaled image's size is
+      rounded to whole pixels; ``'floor'`` is ``F.interpolate(
+      scale_factor=s, recompute_scale_factor=True)``'s, NVIDIA's. No cost.
+      ``fusion_grid='image'`` with ``scale_rounding='floor'`` is NVIDIA's
+      inference exactly.
 
     Args:
         backbone (dict): Backbone config.
@@ -223,10 +243,16 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 'HMSAASPPHead)')
         return scales, fusion
 
-    def _check_input_size(self, size: Sequence[int],
-                          scales: Sequence[float]) -> None:
+    def _train_option(self, name: str) -> str:
+        """``train_cfg``'s ``fusion_grid`` or ``scale_rounding``, else
+        ``test_cfg``'s."""
+        value = self.train_cfg.get(name)
+        return self.test_cfg[name] if value is None else value
+
+    def _check_input_size(self, size: Sequence[int], scales: Sequence[float],
+                          rounding: str) -> None:
         for scale in scales:
-            h, w = scaled_size(size, scale)
+            h, w = scaled_size(size, scale, rounding)
             if min(h, w) < self.min_input_size:
                 raise ValueError(
                     f'an image of {size[0]}x{size[1]} pixels becomes {h}x{w} '
@@ -258,10 +284,10 @@ class HMSAEncoderDecoder(EncoderDecoder):
     # ------------------------------------------------------------------
     # per-scale forward passes
     # ------------------------------------------------------------------
-    def _rescale(self, inputs: Tensor, scale: float) -> Tensor:
+    def _rescale(self, inputs: Tensor, scale: float, rounding: str) -> Tensor:
         if scale == 1.0:
             return inputs
-        size = scaled_size(inputs.shape[-2:], scale)
+        size = scaled_size(inputs.shape[-2:], scale, rounding)
         return F.interpolate(
             inputs, size=size, mode='bilinear', align_corners=False)
 
@@ -350,25 +376,31 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
         Returns:
             dict[float, ScaleOutput]: Each test scale's logits and attention
-            on its own grid (the feature grid in whole mode; in slide mode
-            the rescaled image's pixel grid, except that a scale above 1 is
-            accumulated on the input's pixel grid, the grid the fusion reads
-            it on, when the scale is a whole multiple the windows respect),
+            on its own grid (in whole mode the feature grid, or with
+            ``test_cfg.fusion_grid='image'`` the rescaled image's; in slide
+            mode the rescaled image's pixel grid, except that a scale above 1
+            is accumulated on the input's pixel grid, the grid the fusion
+            reads it on, when the scale is a whole multiple the windows
+            respect),
             flip-averaged when ``test_cfg.flip``.
         """
         scales, _ = self._check_settings()
         if inputs.dim() != 4:
             raise ValueError('inputs must be a batch of shape (N, C, H, W), '
                              f'got shape {tuple(inputs.shape)}')
-        self._check_input_size(inputs.shape[-2:], scales)
+        rounding = self.test_cfg.scale_rounding
+        self._check_input_size(inputs.shape[-2:], scales, rounding)
         wanted = set(scales if attention_scales is None else
                      (float(s) for s in attention_scales))
         slide = self.test_cfg.mode == 'slide'
+        on_image = self.test_cfg.fusion_grid == 'image'
 
         def run(x: Tensor, scale: float) -> ScaleOutput:
-            x_s = self._rescale(x, scale)
+            x_s = self._rescale(x, scale, rounding)
             if not slide:
-                return self._encode_decode_scale(x_s, scale in wanted)
+                out = self._encode_decode_scale(x_s, scale in wanted)
+                return resize_output(out, x_s.shape[-2:],
+                                     self.align_corners) if on_image else out
             # the fusion reads a scale above 1 on the 1.0 grid only
             out_size = x.shape[-2:] if scale > 1 else None
             return self._slide_scale(x_s, scale in wanted, out_size)
@@ -433,10 +465,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if not keep_scales:
             return fused, None
         resized = {
-            s: ScaleOutput(
-                logits=resize_to(o.logits, size, self.align_corners),
-                attention=None if o.attention is None else resize_to(
-                    o.attention, size, self.align_corners))
+            s: resize_output(o, size, self.align_corners)
             for s, o in outputs.items()
         }
         return fused, resized
@@ -565,18 +594,23 @@ class HMSAEncoderDecoder(EncoderDecoder):
         """One scale's outputs and backbone features in a training step.
 
         In attention-only training everything but the attention branch runs
-        without autograd.
+        without autograd. The outputs are on the grid the training fusion
+        reads (``fusion_grid``).
         """
-        x = self._rescale(inputs, scale)
+        x = self._rescale(inputs, scale, self._train_option('scale_rounding'))
         if not self.attention_only:
             feats = self.extract_feat(x)
-            return self.decode_head.forward_scale(feats, with_attention), feats
-        with torch.no_grad():
-            feats = self.extract_feat(x)
-            attn_in, logits = self.decode_head.decode(feats)
-        # only the branch runs with autograd
-        return self.decode_head.scale_output(attn_in, logits,
-                                             with_attention), feats
+            out = self.decode_head.forward_scale(feats, with_attention)
+        else:
+            with torch.no_grad():
+                feats = self.extract_feat(x)
+                attn_in, logits = self.decode_head.decode(feats)
+            # only the branch runs with autograd
+            out = self.decode_head.scale_output(attn_in, logits,
+                                                with_attention)
+        if self._train_option('fusion_grid') == 'image':
+            out = resize_output(out, x.shape[-2:], self.align_corners)
+        return out, feats
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Multi-scale training losses.
@@ -597,7 +631,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 'none (use HMSASepASPPHead or HMSAASPPHead). A head without '
                 'one can still be tested with fusion "mean" or "max".')
         pairs, scales = self._training_step_scales()
-        self._check_input_size(inputs.shape[-2:], scales)
+        self._check_input_size(inputs.shape[-2:], scales,
+                               self._train_option('scale_rounding'))
         explicit = cfg.fusion == 'explicit'
         # a pair reads the attention of its lower scale only (a chain that
         # of every scale but its highest)

@@ -11,7 +11,7 @@ from typing import Sequence, Tuple
 
 from mmengine.config import ConfigDict
 
-from .fusion import FUSION_RULES
+from .fusion import FUSION_GRIDS, FUSION_RULES, SIZE_ROUNDINGS
 
 Scales = Tuple[float, ...]
 
@@ -92,11 +92,30 @@ def _scale_loss_weights(weight) -> Tuple[float, float]:
     return weights
 
 
+def _check_choice(value, choices: Sequence[str], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f'{what} must be one of '
+                         f'{", ".join(repr(c) for c in choices)}, '
+                         f'got {value!r}')
+
+
+def _check_grid_and_rounding(cfg: ConfigDict, key: str,
+                             optional: bool) -> None:
+    """Check ``fusion_grid`` and ``scale_rounding`` of ``cfg`` (named
+    ``key`` in messages); None is allowed when ``optional``."""
+    for name, choices in (('fusion_grid', FUSION_GRIDS),
+                          ('scale_rounding', SIZE_ROUNDINGS)):
+        if not (optional and cfg[name] is None):
+            _check_choice(cfg[name], choices, f'{key}.{name}')
+
+
 def train_settings(train_cfg) -> ConfigDict:
     """``train_cfg`` with its defaults, checked.
 
     The result also holds the derived ``pairs`` (sorted scale tuples),
     ``explicit_scales`` (sorted) and ``loss_weights`` (``(w_lo, w_1)``).
+    ``fusion_grid`` and ``scale_rounding`` stay None unless given: training
+    then uses ``test_cfg``'s.
     """
     cfg = ConfigDict(train_cfg or {})
     cfg.setdefault('lo_scale', 0.5)
@@ -106,6 +125,9 @@ def train_settings(train_cfg) -> ConfigDict:
     cfg.setdefault('explicit_scales', [0.5, 1.0, 2.0])
     cfg.setdefault('scale_loss_weight', 0.05)
     cfg.setdefault('attention_only', False)
+    cfg.setdefault('fusion_grid', None)
+    cfg.setdefault('scale_rounding', None)
+    _check_grid_and_rounding(cfg, 'train_cfg', optional=True)
     cfg.lo_scale = as_scale(cfg.lo_scale, 'train_cfg.lo_scale')
     if cfg.lo_scale >= 1.0:
         raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is the '
@@ -137,7 +159,10 @@ def test_settings(test_cfg) -> ConfigDict:
     cfg.setdefault('fusion', 'attention')
     cfg.setdefault('flip', False)
     cfg.setdefault('return_scales', False)
+    cfg.setdefault('fusion_grid', 'feature')
+    cfg.setdefault('scale_rounding', 'round')
     check_scales(cfg.scales)
+    _check_grid_and_rounding(cfg, 'test_cfg', optional=False)
     if cfg.fusion not in FUSION_RULES:
         raise ValueError(f'test_cfg.fusion must be one of '
                          f'{", ".join(FUSION_RULES)}, got {cfg.fusion!r}')

@@ -6,12 +6,14 @@ panels:
 
 - row 1: the image, the ground truth (when present) and the fused prediction;
 - row 2: each scale's own prediction;
-- row 3: each scale's attention as a heat map (when the head has one).
+- row 3: each scale's attention as a heat map (when the head has one);
+- below: a legend of the classes the segmentation panels show, each name
+  beside its palette colour.
 
 The attention of the highest scale is never used by the hierarchical fusion;
 its panel says so.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -93,8 +95,9 @@ class HMSALocalVisualizer(SegLocalVisualizer):
 
     When a data sample has ``scale_outputs`` it writes one picture with
     labelled panels: image, ground truth (if any), fused prediction, then
-    each scale's prediction and each scale's attention heat map. Otherwise
-    it behaves exactly like :class:`SegLocalVisualizer`.
+    each scale's prediction and each scale's attention heat map, and a
+    legend of the classes shown. Otherwise it behaves exactly like
+    :class:`SegLocalVisualizer`.
 
     Args:
         name (str): Name of the instance. Defaults to 'visualizer'.
@@ -138,8 +141,8 @@ class HMSALocalVisualizer(SegLocalVisualizer):
 
         Arguments as in :meth:`SegLocalVisualizer.add_datasample`. Samples
         without ``scale_outputs`` are drawn by the parent class. With them,
-        class names are written on the panels only when both
-        ``with_labels`` and ``draw_class_labels`` are set.
+        ``with_labels`` adds the class legend, and class names are written
+        on the panels when ``draw_class_labels`` is set too.
         """
         if data_sample is None or 'scale_outputs' not in data_sample:
             return super().add_datasample(
@@ -182,15 +185,50 @@ class HMSALocalVisualizer(SegLocalVisualizer):
                 has ``gt_sem_seg``. Defaults to True.
             draw_pred (bool): Include the fused prediction panel. Defaults
                 to True.
-            with_labels (bool): Allow class names on the segmentation panels
-                (drawn if ``draw_class_labels`` is set). Defaults to True.
+            with_labels (bool): Add the class legend and allow class names
+                on the segmentation panels (drawn if ``draw_class_labels``
+                is set). Defaults to True.
 
         Returns:
             np.ndarray: uint8 RGB picture.
         """
         rows = self.panels(image, data_sample, draw_gt, draw_pred,
                            with_labels)
-        return self.compose(rows)
+        legend = self.legend(data_sample, draw_gt, draw_pred) \
+            if with_labels else []
+        return self.compose(rows, legend)
+
+    def legend(self,
+               data_sample: SegDataSample,
+               draw_gt: bool = True,
+               draw_pred: bool = True) -> List[Tuple[str, Tuple[int, ...]]]:
+        """The classes that the segmentation panels of a sample show.
+
+        Args:
+            data_sample (SegDataSample): Prediction with ``scale_outputs``.
+            draw_gt (bool): Whether the ground truth is drawn. Defaults to
+                True.
+            draw_pred (bool): Whether the fused prediction is drawn.
+                Defaults to True.
+
+        Returns:
+            list[tuple[str, tuple[int]]]: ``(name, RGB colour)`` from
+            ``dataset_meta``, in class order; ids outside the classes (the
+            ignore index) are left out.
+        """
+        classes = self.dataset_meta['classes']
+        palette = self.dataset_meta['palette']
+        maps = [out.pred_sem_seg for out in
+                data_sample.scale_outputs.values()]
+        if draw_gt and 'gt_sem_seg' in data_sample:
+            maps.append(data_sample.gt_sem_seg)
+        if draw_pred and 'pred_sem_seg' in data_sample:
+            maps.append(data_sample.pred_sem_seg)
+        present = set()
+        for sem_seg in maps:
+            present.update(int(i) for i in np.unique(_to_numpy(sem_seg.data)))
+        return [(classes[i], tuple(int(c) for c in palette[i]))
+                for i in sorted(present) if 0 <= i < len(classes)]
 
     def panels(self,
                image: np.ndarray,
@@ -265,16 +303,25 @@ class HMSALocalVisualizer(SegLocalVisualizer):
             rows.append(attentions)
         return rows
 
-    def compose(self, rows: Sequence[Sequence[Panel]]) -> np.ndarray:
+    def compose(
+        self,
+        rows: Sequence[Sequence[Panel]],
+        legend: Sequence[Tuple[str, Sequence[int]]] = ()
+    ) -> np.ndarray:
         """Lay labelled panels out on a grid, one caption bar per panel.
 
         All panels are resized to the first panel's size (scaled to
         ``panel_width``); short rows leave white cells. Rows of attention
         maps get a 0..1 colour scale at the right edge and the picture a
-        line explaining what attention means.
+        line explaining what attention means. The legend goes below all
+        that: a colour swatch and a name per class, in lines as wide as the
+        picture.
 
         Args:
             rows (Sequence[Sequence[Panel]]): Rows of labelled pictures.
+            legend (Sequence[tuple[str, Sequence[int]]]): ``(name, RGB
+                colour)`` of each class to list (:meth:`legend`). Defaults
+                to none.
 
         Returns:
             np.ndarray: uint8 RGB picture.
@@ -292,11 +339,16 @@ class HMSALocalVisualizer(SegLocalVisualizer):
         ramp_w = max(8, bar // 2)
         legend_w = (gap + ramp_w + bar) if any(with_scale) else 0
         footer = bar + 2 * gap if any(with_scale) else 0
-        out_h = len(rows) * (h + bar) + (len(rows) - 1) * gap + footer
+        grid_h = len(rows) * (h + bar) + (len(rows) - 1) * gap + footer
         out_w = cols * w + (cols - 1) * gap + legend_w
+        places, legend_h = _legend_layout([name for name, _ in legend],
+                                          out_w, bar)
+        out_h = grid_h + legend_h
         canvas = np.full((out_h, out_w, 3), 255, dtype=np.uint8)
+        for (name, colour), (x, y) in zip(legend, places):
+            _put_legend_entry(canvas, name, colour, x, grid_h + y, bar)
         if footer:
-            self._put_caption(canvas, ATTENTION_NOTE, 0, out_h - footer,
+            self._put_caption(canvas, ATTENTION_NOTE, 0, grid_h - footer,
                               cols * w, footer, colour=(0, 0, 0))
         for r, row in enumerate(rows):
             top = r * (h + bar + gap)
@@ -346,3 +398,47 @@ class HMSALocalVisualizer(SegLocalVisualizer):
         for text, y in (('1', top + th + 1), ('0', top + h - 2)):
             cv2.putText(canvas, text, (left + ramp_w + 3, y), font, scale,
                         (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _legend_sizes(bar: int) -> Tuple[float, int, int, int]:
+    """Font scale and thickness of the names, swatch side and spacing of a
+    legend whose lines are ``bar`` pixels high."""
+    return bar / 40.0, 1 if bar < 40 else 2, max(6, bar * 2 // 3), max(
+        2, bar // 6)
+
+
+def _legend_layout(names: Sequence[str], width: int,
+                   bar: int) -> Tuple[List[Tuple[int, int]], int]:
+    """Where each legend entry goes, wrapping lines at ``width``.
+
+    Returns:
+        tuple: The (left, top) of each entry's swatch relative to the
+        legend's top left corner, and the legend's height (0 without
+        entries).
+    """
+    if not names:
+        return [], 0
+    scale, thickness, swatch, pad = _legend_sizes(bar)
+    places, x, y = [], pad, pad
+    for name in names:
+        (text_w, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX,
+                                         scale, thickness)
+        entry_w = swatch + pad + text_w + 2 * pad
+        if x > pad and x + entry_w > width:
+            x, y = pad, y + bar
+        places.append((x, y + (bar - swatch) // 2))
+        x += entry_w
+    return places, y + bar + pad
+
+
+def _put_legend_entry(canvas: np.ndarray, name: str, colour: Sequence[int],
+                      left: int, top: int, bar: int) -> None:
+    """A filled swatch of ``colour`` with ``name`` to its right."""
+    scale, thickness, swatch, pad = _legend_sizes(bar)
+    canvas[top:top + swatch, left:left + swatch] = colour
+    (_, text_h), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                     thickness)
+    cv2.putText(canvas, name,
+                (left + swatch + pad, top + (swatch + text_h) // 2),
+                cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
+                cv2.LINE_AA)
