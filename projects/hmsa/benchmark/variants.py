@@ -301,12 +301,14 @@ def variant_names(settings: BenchSettings,
 # ----------------------------------------------------------------------
 @register_variant('HMSA inference, attention fusion')
 def hmsa_infer(bench: Bench) -> Callable[[], None]:
+    """HMSA's ``test_step`` on the inference image (all test scales)."""
     model = bench.model('hmsa_eval')
     return lambda: model.test_step(bench.test_batch())
 
 
 @register_variant('stock model, one pass per scale')
 def stock_at_scales(bench: Bench) -> Callable[[], None]:
+    """The stock model's ``predict`` once per test scale, same weights."""
     model = bench.model('stock_eval')
 
     def run() -> None:
@@ -334,12 +336,14 @@ def _from_file(bench: Bench, model: torch.nn.Module,
 
 @register_variant('HMSA from file (pipeline + inference)')
 def hmsa_from_file(bench: Bench) -> Callable[[], None]:
+    """HMSA from the image file: loading, packing and ``test_step``."""
     return _from_file(bench, bench.model('hmsa_eval'),
                       [dict(type='PackSegInputs')])
 
 
 @register_variant('SegTTAModel from file (TTA pipeline, mean)')
 def tta_from_file(bench: Bench) -> Callable[[], None]:
+    """MMSeg's ``SegTTAModel`` over ``TestTimeAug`` at the test scales."""
     resizes = [
         dict(type='Resize', scale_factor=s, keep_ratio=True)
         for s in bench.settings.scales
@@ -364,6 +368,7 @@ def _one_pass(bench: Bench, key: str) -> Callable[[], None]:
 
 @register_variant('stock model, one pass at 1.0')
 def stock_pass(bench: Bench) -> Callable[[], None]:
+    """One pass of the stock network (backbone and decode head)."""
     return _one_pass(bench, 'stock_eval')
 
 
@@ -406,6 +411,7 @@ def _frame(bench: Bench) -> torch.Tensor:
 @register_variant('HMSA slide inference of the frame at its scales',
                   timed=False, memory=True, warm_up=False, needs_frame=True)
 def hmsa_slide(bench: Bench) -> Callable[[], None]:
+    """HMSA slide inference of the frame at the test scales, fused."""
     model, frame = bench.model('hmsa_slide_eval'), _frame(bench)
     metas = [image_meta(frame.shape[-2:])]
     return lambda: model.inference(frame, metas)
@@ -414,6 +420,7 @@ def hmsa_slide(bench: Bench) -> Callable[[], None]:
 @register_variant('stock slide inference of the frame at scale 2',
                   timed=False, memory=True, warm_up=False, needs_frame=True)
 def stock_slide_x2(bench: Bench) -> Callable[[], None]:
+    """The stock model's slide inference of the frame resized by 2."""
     model, frame = bench.model('stock_slide_eval'), _frame(bench)
     size = scaled_size(frame.shape[-2:], 2.0)
 
