@@ -309,16 +309,24 @@ def nvidia_hrnet_ocr_shapes(num_classes: int,
 
 def fake_state_dict(shapes: Shapes, seed: int = 0) -> Dict[str, torch.Tensor]:
     """Random tensors of the given shapes, with ``module.`` in front as
-    NVIDIA's (Distributed)DataParallel checkpoints have it."""
+    NVIDIA's (Distributed)DataParallel checkpoints have it. Scaled as a
+    trained network's are (convolutions by their fan-in, BatchNorm scales
+    and variances positive), so that a deep model running them stays
+    finite."""
     g = torch.Generator().manual_seed(seed)
     out = OrderedDict()
     for name, shape in shapes.items():
         if name.endswith('num_batches_tracked'):
-            out[f'module.{name}'] = torch.tensor(7)
-        elif name.endswith('running_var'):
-            out[f'module.{name}'] = 0.5 + torch.rand(shape, generator=g)
+            value = torch.tensor(7)
+        elif name.endswith('running_var') or (name.endswith('.weight')
+                                               and len(shape) == 1):
+            value = 0.5 + torch.rand(shape, generator=g)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = torch.randn(shape, generator=g) * fan_in**-0.5
         else:
-            out[f'module.{name}'] = torch.randn(shape, generator=g)
+            value = 0.1 * torch.randn(shape, generator=g)
+        out[f'module.{name}'] = value
     return out
 
 
