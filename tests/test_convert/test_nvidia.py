@@ -18,6 +18,7 @@ from projects.hmsa.convert import (
 )
 from projects.hmsa.models import AttentionBranch
 from tests.test_convert.nvidia_reference import (
+    NvidiaMscaleOCR,
     NvidiaMscaleV3Plus,
     NvidiaOCRBlock,
     fake_state_dict,
@@ -367,3 +368,47 @@ def test_hrnet_ocr_converted_checkpoint_loads_and_infers(tmp_path, capsys):
         logits = model(x, mode='tensor')
     assert logits.shape == (1, NUM_CLASSES, 64, 96)
     assert torch.isfinite(logits).all() and logits.std() > 0
+
+
+def tiny_nvidia_ocr() -> NvidiaMscaleOCR:
+    torch.manual_seed(0)
+    net = randomise(NvidiaMscaleOCR(NUM_CLASSES, **OCR_TINY))
+    for conv in (net.ocr.conv3x3_ocr[0], net.ocr.aux_head[0]):
+        conv.bias.data.normal_()  # folding must matter
+    return net.eval()
+
+
+def test_hrnet_ocr_reference_has_the_shape_tables_names():
+    """The re-implemented MscaleOCR and the name/shape table agree, tiny
+    and at NVIDIA's width."""
+    for kwargs in (OCR_TINY, {}):
+        net = NvidiaMscaleOCR(19, **kwargs)
+        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == \
+            dict(nvidia_hrnet_ocr_shapes(19, **kwargs))
+
+
+@pytest.mark.parametrize('scales', [(0.5, 1.0, 2.0), (1.0, )])
+def test_hrnet_ocr_gives_nvidias_logits(scales):
+    """Converted MscaleOCR weights in configs/nvidia's HRNet-OCR model (tiny
+    widths) give the logits of their nscale_forward, HRNet trunk included.
+    The input's sides are multiples of 64, so that every HRNet branch is
+    exactly half the size of the one above it at scale 0.5 (see the
+    README: MMSeg's HRNet fuses other sizes differently)."""
+    net = tiny_nvidia_ocr()
+    model = build(tiny_ocr_cfg()).eval()
+    ckpt, report = convert_checkpoint(
+        dict(arch='ocrnet.HRNet_Mscale',
+             state_dict={f'module.{k}': v
+                         for k, v in net.state_dict().items()}),
+        model.state_dict())
+    assert len(report.folded) == 2
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    model.test_cfg.scales = list(scales)
+    x = torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = net.nscale_forward(x, scales)
+        ours = model(x, mode='tensor')
+    assert ours.shape == theirs.shape == (2, NUM_CLASSES, 128, 192)
+    rel = float((ours - theirs).abs().max() / theirs.abs().max())
+    assert rel <= 1e-4, rel
+    assert theirs.abs().max() > 0.1  # not a vacuous comparison
