@@ -1,7 +1,7 @@
 """The NVIDIA checkpoint converter, on state dicts with NVIDIA's names and
-shapes (tests/test_convert/nvidia_reference.py) and, for DeepLabV3+, on
-logits: converted weights in our model give the logits of NVIDIA's forward,
-written from their code, at scales 0.5, 1, 2."""
+shapes (tests/test_convert/nvidia_reference.py) and, for DeepLabV3+ and
+HRNet-OCR, on logits: converted weights in configs/nvidia's models give the
+logits of NVIDIA's forward, written from their code, at scales 0.5, 1, 2."""
 import copy
 import os.path as osp
 
