@@ -309,16 +309,24 @@ def nvidia_hrnet_ocr_shapes(num_classes: int,
 
 def fake_state_dict(shapes: Shapes, seed: int = 0) -> Dict[str, torch.Tensor]:
     """Random tensors of the given shapes, with ``module.`` in front as
-    NVIDIA's (Distributed)DataParallel checkpoints have it."""
+    NVIDIA's (Distributed)DataParallel checkpoints have it. Scaled as a
+    trained network's are (convolutions by their fan-in, BatchNorm scales
+    and variances positive), so that a deep model running them stays
+    finite."""
     g = torch.Generator().manual_seed(seed)
     out = OrderedDict()
     for name, shape in shapes.items():
         if name.endswith('num_batches_tracked'):
-            out[f'module.{name}'] = torch.tensor(7)
-        elif name.endswith('running_var'):
-            out[f'module.{name}'] = 0.5 + torch.rand(shape, generator=g)
+            value = torch.tensor(7)
+        elif name.endswith('running_var') or (name.endswith('.weight')
+                                               and len(shape) == 1):
+            value = 0.5 + torch.rand(shape, generator=g)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = torch.randn(shape, generator=g) * fan_in**-0.5
         else:
-            out[f'module.{name}'] = torch.randn(shape, generator=g)
+            value = 0.1 * torch.randn(shape, generator=g)
+        out[f'module.{name}'] = value
     return out
 
 
@@ -370,12 +378,11 @@ class SpatialOCR(nn.Module):
         return self.conv_bn_dropout(torch.cat([context, feats], 1))
 
 
-class NvidiaOCRBlock(nn.Module):
-    """network/ocrnet.py ``OCR_block`` and, beside it, ``MscaleOCR``'s
-    ``scale_attn`` on the OCR features."""
+class OCRBlock(nn.Module):
+    """network/ocrnet.py ``OCR_block``: (class logits, aux logits, OCR
+    features)."""
 
-    def __init__(self, high_ch, num_classes, mid_ch=512, key_ch=256,
-                 bot_ch=256):
+    def __init__(self, high_ch, num_classes, mid_ch=512, key_ch=256):
         super().__init__()
         self.conv3x3_ocr = nn.Sequential(
             nn.Conv2d(high_ch, mid_ch, 3, padding=1), bn_relu(mid_ch))
@@ -384,7 +391,6 @@ class NvidiaOCRBlock(nn.Module):
         self.aux_head = nn.Sequential(
             nn.Conv2d(high_ch, high_ch, 1), bn_relu(high_ch),
             nn.Conv2d(high_ch, num_classes, 1))
-        self.scale_attn = make_attn_head(mid_ch, bot_ch)
 
     def forward(self, high):
         feats = self.conv3x3_ocr(high)
@@ -396,4 +402,179 @@ class NvidiaOCRBlock(nn.Module):
                                                  -1).permute(0, 2, 1))
         context = context.permute(0, 2, 1).unsqueeze(3)
         ocr_feats = self.ocr_distri_head(feats, context)
-        return self.cls_head(ocr_feats), aux, self.scale_attn(ocr_feats)
+        return self.cls_head(ocr_feats), aux, ocr_feats
+
+
+class NvidiaOCRBlock(OCRBlock):
+    """``OCR_block`` and, beside it, ``MscaleOCR``'s ``scale_attn`` on the
+    OCR features: (class logits, aux logits, attention)."""
+
+    def __init__(self, high_ch, num_classes, mid_ch=512, key_ch=256,
+                 bot_ch=256):
+        super().__init__(high_ch, num_classes, mid_ch, key_ch)
+        self.scale_attn = make_attn_head(mid_ch, bot_ch)
+
+    def forward(self, high):
+        cls, aux, ocr_feats = super().forward(high)
+        return cls, aux, self.scale_attn(ocr_feats)
+
+
+class BasicBlock(nn.Module):
+    """network/hrnetv2.py ``BasicBlock``."""
+    expansion = 1
+
+    def __init__(self, inplanes, planes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + x)
+
+
+def conv_bn(cin, cout, k, stride, relu):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+              nn.BatchNorm2d(cout)]
+    return nn.Sequential(*(layers + [nn.ReLU()] if relu else layers))
+
+
+class HighResolutionModule(nn.Module):
+    """network/hrnetv2.py ``HighResolutionModule`` (BasicBlock branches of
+    unchanged width, every branch output): coarser branches are 1x1-conv'd
+    and resized bilinearly to the finer one's size in one step, finer ones
+    reach a coarser one by strided 3x3 convolutions."""
+
+    def __init__(self, widths, num_blocks):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(*[BasicBlock(c, c) for _ in range(num_blocks)])
+            for c in widths)
+        n = len(widths)
+        self.fuse_layers = nn.ModuleList()
+        for i in range(n):
+            row = []
+            for j in range(n):
+                if j > i:
+                    row.append(conv_bn(widths[j], widths[i], 1, 1, False))
+                elif j == i:
+                    row.append(None)
+                else:
+                    row.append(nn.Sequential(*[
+                        conv_bn(widths[j], widths[i], 3, 2, False)
+                        if k == i - j - 1 else
+                        conv_bn(widths[j], widths[j], 3, 2, True)
+                        for k in range(i - j)
+                    ]))
+            self.fuse_layers.append(nn.ModuleList(row))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = [branch(xi) for branch, xi in zip(self.branches, x)]
+        out = []
+        for i, row in enumerate(self.fuse_layers):
+            y = x[0] if i == 0 else row[0](x[0])
+            for j in range(1, len(x)):
+                if j == i:
+                    y = y + x[j]
+                elif j > i:
+                    y = y + upsample(row[j](x[j]), x[i].shape[2:])
+                else:
+                    y = y + row[j](x[j])
+            out.append(self.relu(y))
+        return out
+
+
+class HRNetTrunk(nn.Module):
+    """network/hrnetv2.py ``HighResolutionNet`` (arguments as in
+    :func:`nvidia_hrnet_ocr_shapes`): stem, layer1 of Bottlenecks,
+    transitions and stages 2-4, every branch bilinearly resized to the
+    finest and concatenated."""
+
+    def __init__(self, stage1_channels=64, widths=(48, 96, 192, 384),
+                 num_blocks=4, num_modules=(1, 4, 3)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        planes = stage1_channels
+        downsample = None if planes * 4 == 64 else nn.Sequential(
+            nn.Conv2d(64, planes * 4, 1, bias=False),
+            nn.BatchNorm2d(planes * 4))
+        self.layer1 = nn.Sequential(
+            Bottleneck(64, planes, 1, downsample),
+            *[Bottleneck(planes * 4, planes) for _ in range(1, num_blocks)])
+        pre = [planes * 4]
+        for stage, modules in zip((2, 3, 4), num_modules):
+            cur = list(widths[:stage])
+            transition = nn.ModuleList()
+            for i, c in enumerate(cur):
+                if i < len(pre):
+                    transition.append(
+                        conv_bn(pre[i], c, 3, 1, True) if c != pre[i]
+                        else None)
+                else:
+                    transition.append(nn.Sequential(*[
+                        conv_bn(pre[-1], c if j == i - len(pre) else pre[-1],
+                                3, 2, True)
+                        for j in range(i + 1 - len(pre))
+                    ]))
+            setattr(self, f'transition{stage - 1}', transition)
+            setattr(self, f'stage{stage}', nn.Sequential(*[
+                HighResolutionModule(cur, num_blocks) for _ in range(modules)
+            ]))
+            pre = cur
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer1(self.relu(self.bn2(self.conv2(x))))
+        ys = [x]
+        for stage in (2, 3, 4):
+            transition = getattr(self, f'transition{stage - 1}')
+            xs = [
+                (t(ys[min(i, len(ys) - 1)]) if t is not None else ys[i])
+                for i, t in enumerate(transition)
+            ]
+            ys = getattr(self, f'stage{stage}')(xs)
+        size = ys[0].shape[2:]
+        return torch.cat([ys[0]] + [upsample(y, size) for y in ys[1:]], 1)
+
+
+class NvidiaMscaleOCR(nn.Module):
+    """network/ocrnet.py ``MscaleOCR`` on the HRNet trunk
+    (``HRNet_Mscale``), with their ``_fwd`` and ``nscale_forward`` (final
+    logits only; their aux logits are fused the same way)."""
+
+    def __init__(self, num_classes, stage1_channels=64,
+                 widths=(48, 96, 192, 384), num_blocks=4,
+                 num_modules=(1, 4, 3), mid_ch=512, key_ch=256, bot_ch=256):
+        super().__init__()
+        self.backbone = HRNetTrunk(stage1_channels, widths, num_blocks,
+                                   num_modules)
+        self.ocr = OCRBlock(sum(widths), num_classes, mid_ch, key_ch)
+        self.scale_attn = make_attn_head(mid_ch, bot_ch)
+
+    def _fwd(self, x):
+        cls, _, ocr_feats = self.ocr(self.backbone(x))
+        attn = self.scale_attn(ocr_feats)
+        return upsample(cls, x.shape[2:]), upsample(attn, x.shape[2:])
+
+    def nscale_forward(self, x_1x, scales):
+        pred = None
+        for s in sorted(scales, reverse=True):
+            cls, attn = self._fwd(resize_x(x_1x, s))
+            if pred is None:
+                pred = cls
+            elif s >= 1.0:
+                pred = upsample(pred, cls.shape[2:])
+                pred = attn * cls + (1 - attn) * pred
+            else:
+                cls = upsample(attn * cls, pred.shape[2:])
+                attn = upsample(attn, pred.shape[2:])
+                pred = cls + (1 - attn) * pred
+        return pred

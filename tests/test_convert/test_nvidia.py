@@ -1,7 +1,7 @@
 """The NVIDIA checkpoint converter, on state dicts with NVIDIA's names and
-shapes (tests/test_convert/nvidia_reference.py) and, for DeepLabV3+, on
-logits: converted weights in our model give the logits of NVIDIA's forward,
-written from their code, at scales 0.5, 1, 2."""
+shapes (tests/test_convert/nvidia_reference.py) and, for DeepLabV3+ and
+HRNet-OCR, on logits: converted weights in configs/nvidia's models give the
+logits of NVIDIA's forward, written from their code, at scales 0.5, 1, 2."""
 import copy
 import os.path as osp
 
@@ -18,6 +18,7 @@ from projects.hmsa.convert import (
 )
 from projects.hmsa.models import AttentionBranch
 from tests.test_convert.nvidia_reference import (
+    NvidiaMscaleOCR,
     NvidiaMscaleV3Plus,
     NvidiaOCRBlock,
     fake_state_dict,
@@ -287,3 +288,127 @@ def test_hrnet_ocr_heads_give_nvidias_logits_and_attention():
     for ours, ref in ((our_aux, aux), (our_cls, cls), (our_attn, attn)):
         assert float((ours - ref).abs().max() / ref.abs().max()) <= 1e-4
     assert torch.equal(ocr(feats, our_aux), our_cls)
+
+
+# ------------------------------------------------- HRNet-OCR (MscaleOCR)
+OCR_CONFIG = osp.join(ROOT, 'configs', 'nvidia',
+                      'nvidia-mscale_ocrnet_hr48_cityscapes-1024x2048.py')
+# a tiny HRNet (2 blocks a branch) and OCR block: stage-1 planes, branch
+# widths, stage 2-4 modules, OCR mid and key channels, attention channels
+OCR_TINY = dict(stage1_channels=8, widths=(4, 8, 16, 32), num_blocks=2,
+                num_modules=(1, 2, 1), mid_ch=24, key_ch=12, bot_ch=16)
+
+
+def tiny_ocr_cfg() -> dict:
+    """configs/nvidia's HRNet-OCR model at the widths of ``OCR_TINY``."""
+    t = OCR_TINY
+    model = copy.deepcopy(Config.fromfile(OCR_CONFIG).model.to_dict())
+    widths, n = list(t['widths']), t['num_blocks']
+    extra = model['backbone']['extra']
+    extra['stage1'].update(num_blocks=(n, ),
+                           num_channels=(t['stage1_channels'], ))
+    for stage, modules in zip((2, 3, 4), t['num_modules']):
+        extra[f'stage{stage}'].update(num_modules=modules,
+                                      num_blocks=(n, ) * stage,
+                                      num_channels=tuple(widths[:stage]))
+    model['backbone']['norm_cfg'] = NORM
+    fcn, ocr = model['decode_head']
+    for head in (fcn, ocr):
+        head.update(in_channels=widths, num_classes=NUM_CLASSES,
+                    norm_cfg=NORM)
+    fcn['channels'] = sum(widths)
+    ocr.update(channels=t['mid_ch'], ocr_channels=t['key_ch'])
+    model['attention_cfg']['channels'] = t['bot_ch']
+    return model
+
+
+def test_hrnet_ocr_config_is_the_paper_model_at_nvidias_widths():
+    """configs/nvidia's HRNet-OCR builds every tensor of MscaleOCR at their
+    full width (their aux_head 720 channels, OCR 512/256, attention 256)
+    and infers as their nscale_forward does."""
+    cfg = Config.fromfile(OCR_CONFIG).model
+    assert cfg.type == 'HMSACascadeEncoderDecoder'
+    assert dict(cfg.test_cfg) == dict(
+        mode='whole', scales=[0.5, 1.0, 2.0], fusion='attention',
+        fusion_grid='image', scale_rounding='floor')
+    nvidia = fake_state_dict(nvidia_hrnet_ocr_shapes(19))
+    target = target_state_dict(cfg)
+    ckpt, report = convert_checkpoint(
+        dict(arch='ocrnet.HRNet_Mscale', state_dict=nvidia), target)
+    assert list(ckpt['state_dict']) == list(target)
+    assert report.mapped == len(nvidia) - 2 == len(target)
+    assert report.zero_filled == []
+    assert report.attention_prefix == 'decode_head.1.attention'
+    assert target['decode_head.1.attention.conv_attn.weight'].shape == (
+        1, 256, 1, 1)
+
+
+def test_hrnet_ocr_converted_checkpoint_loads_and_infers(tmp_path, capsys):
+    """The tool converts a (tiny) MscaleOCR checkpoint into configs/nvidia's
+    HRNet-OCR model: strict load, inference at 0.5, 1 and 2."""
+    src, out = tmp_path / 'nvidia.pth', tmp_path / 'ours.pth'
+    nvidia = fake_state_dict(nvidia_hrnet_ocr_shapes(NUM_CLASSES, **OCR_TINY))
+    torch.save(dict(arch='ocrnet.HRNet_Mscale', state_dict=nvidia), src)
+    config = tmp_path / 'tiny.py'
+    config.write_text(
+        f'_base_ = [{OCR_CONFIG!r}]\nmodel = {tiny_ocr_cfg()!r}\n')
+    load_tool('convert_nvidia').main([str(src), str(config), str(out)])
+    printed = capsys.readouterr().out
+    assert (f'ocrnet.HRNet_Mscale: {len(nvidia) - 2} tensors mapped, 2 conv '
+            'biases folded' in printed), printed
+    assert '0 zero-filled' in printed
+    saved = torch.load(out, weights_only=True)
+    model = build(tiny_ocr_cfg()).eval()
+    missing, unexpected = model.load_state_dict(saved['state_dict'],
+                                                strict=True)
+    assert not missing and not unexpected
+    assert model.test_cfg.scales == [0.5, 1.0, 2.0]
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits = model(x, mode='tensor')
+    assert logits.shape == (1, NUM_CLASSES, 64, 96)
+    assert torch.isfinite(logits).all() and logits.std() > 0
+
+
+def tiny_nvidia_ocr() -> NvidiaMscaleOCR:
+    torch.manual_seed(0)
+    net = randomise(NvidiaMscaleOCR(NUM_CLASSES, **OCR_TINY))
+    for conv in (net.ocr.conv3x3_ocr[0], net.ocr.aux_head[0]):
+        conv.bias.data.normal_()  # folding must matter
+    return net.eval()
+
+
+def test_hrnet_ocr_reference_has_the_shape_tables_names():
+    """The re-implemented MscaleOCR and the name/shape table agree, tiny
+    and at NVIDIA's width."""
+    for kwargs in (OCR_TINY, {}):
+        net = NvidiaMscaleOCR(19, **kwargs)
+        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == \
+            dict(nvidia_hrnet_ocr_shapes(19, **kwargs))
+
+
+@pytest.mark.parametrize('scales', [(0.5, 1.0, 2.0), (1.0, )])
+def test_hrnet_ocr_gives_nvidias_logits(scales):
+    """Converted MscaleOCR weights in configs/nvidia's HRNet-OCR model (tiny
+    widths) give the logits of their nscale_forward, HRNet trunk included.
+    The input's sides are multiples of 64, so that every HRNet branch is
+    exactly half the size of the one above it at scale 0.5 (see the
+    README: MMSeg's HRNet fuses other sizes differently)."""
+    net = tiny_nvidia_ocr()
+    model = build(tiny_ocr_cfg()).eval()
+    ckpt, report = convert_checkpoint(
+        dict(arch='ocrnet.HRNet_Mscale',
+             state_dict={f'module.{k}': v
+                         for k, v in net.state_dict().items()}),
+        model.state_dict())
+    assert len(report.folded) == 2
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    model.test_cfg.scales = list(scales)
+    x = torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = net.nscale_forward(x, scales)
+        ours = model(x, mode='tensor')
+    assert ours.shape == theirs.shape == (2, NUM_CLASSES, 128, 192)
+    rel = float((ours - theirs).abs().max() / theirs.abs().max())
+    assert rel <= 1e-4, rel
+    assert theirs.abs().max() > 0.1  # not a vacuous comparison

@@ -11,7 +11,8 @@ network/Resnet.py, network/hrnetv2.py, network/ocr_utils.py):
   without contraction) and :class:`MscaleV3PlusHead`.
 - ``ocrnet.HRNet_Mscale`` (``MscaleOCR``): MMSeg's HRNet (identical names)
   and MMSeg's OCRNet heads, ``decode_head.0`` (their ``aux_head``, an FCN
-  head) and ``decode_head.1`` (their OCR block), plus the attention branch.
+  head) and ``decode_head.1`` (their OCR block), plus the attention branch
+  (configs/nvidia/nvidia-mscale_ocrnet_hr48_cityscapes-1024x2048.py).
 
 What NVIDIA's layers have and ours lack is converted exactly:
 
