@@ -29,7 +29,7 @@ from mmengine.registry import init_default_scope
 
 from projects.hmsa import cli
 from projects.hmsa.benchmark import BenchSettings, format_report, run_benchmark
-from projects.hmsa.stock import STOCK_DEEPLABV3PLUS
+from projects.hmsa.stock import STOCK_MODELS
 
 FULL_FRAME = (1024, 2048)
 
@@ -40,7 +40,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Benchmark HMSA against the stock model and MMSeg TTA '
         '(speed and memory, one run, one machine).')
     parser.add_argument(
-        '--trunk', choices=sorted(STOCK_DEEPLABV3PLUS), default='mnv2')
+        '--trunk', choices=sorted(STOCK_MODELS), default='mnv2')
     parser.add_argument(
         '--attention', choices=['bottleneck', 'separable', 'paper'],
         default='bottleneck', help='attention branch type (default: '

@@ -23,9 +23,7 @@ from mmseg.registry import MODELS
 from projects.hmsa import cli
 from projects.hmsa.benchmark.flops import complexity, format_complexity
 from projects.hmsa.benchmark.variants import BenchSettings, model_configs
-from projects.hmsa.stock import STOCK_DEEPLABV3PLUS, sync_bn_to_bn
-
-TRUNK_NAMES = dict(mnv2='MobileNetV2', r50='ResNet-50')
+from projects.hmsa.stock import STOCK_MODELS, STOCK_NAMES, sync_bn_to_bn
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -33,7 +31,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='FLOPs and parameters of HMSA per scale and fused')
     parser.add_argument(
-        '--trunk', nargs='+', choices=sorted(STOCK_DEEPLABV3PLUS),
+        '--trunk', nargs='+', choices=sorted(STOCK_MODELS),
         default=['mnv2', 'r50'])
     parser.add_argument('--config', help='count this config\'s model '
                         'instead (an HMSA config)')
@@ -63,8 +61,7 @@ def models(args: argparse.Namespace):
         model = model_configs(
             BenchSettings(trunk=trunk, attention=args.attention,
                           scales=tuple(scales)))['hmsa']
-        yield (f'{TRUNK_NAMES[trunk]} DeepLabV3+ HMSA ({args.attention} '
-               'branch)'), model
+        yield f'{STOCK_NAMES[trunk]} HMSA ({args.attention} branch)', model
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,6 +15,16 @@ STOCK_DEEPLABV3PLUS = {
     'r50': 'deeplabv3plus/'
     'deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
 }
+#: Every stock Cityscapes model the benchmarks compare: the DeepLabV3+
+#: trunks and MMSeg's HRNetV2-W48 OCRNet (a ``CascadeEncoderDecoder``).
+STOCK_MODELS = dict(
+    STOCK_DEEPLABV3PLUS,
+    hr48='ocrnet/ocrnet_hr48_4xb2-80k_cityscapes-512x1024.py')
+#: How reports name them.
+STOCK_NAMES = dict(
+    mnv2='MobileNetV2 DeepLabV3+',
+    r50='ResNet-50 DeepLabV3+',
+    hr48='HRNetV2-W48 OCRNet')
 
 
 def sync_bn_to_bn(cfg: Any) -> Any:
@@ -30,25 +40,26 @@ def sync_bn_to_bn(cfg: Any) -> Any:
 
 
 def stock_model_cfg(trunk: str) -> dict:
-    """The ``model`` of MMSeg's DeepLabV3+ Cityscapes config for ``trunk``.
+    """The ``model`` of MMSeg's Cityscapes config for ``trunk``.
 
     BN instead of SyncBN and no pretrained initialisation (nothing is
     downloaded); everything else as MMSeg states it.
 
     Args:
-        trunk (str): ``'mnv2'`` or ``'r50'``.
+        trunk (str): A key of :data:`STOCK_MODELS` (``'mnv2'``, ``'r50'``:
+            DeepLabV3+; ``'hr48'``: OCRNet).
 
     Returns:
         dict: The model config.
     """
     import mmseg
     from mmengine.config import Config
-    if trunk not in STOCK_DEEPLABV3PLUS:
+    if trunk not in STOCK_MODELS:
         raise ValueError(f'unknown trunk {trunk!r}; expected one of '
-                         f'{", ".join(sorted(STOCK_DEEPLABV3PLUS))}')
+                         f'{", ".join(sorted(STOCK_MODELS))}')
     path = osp.join(
         osp.dirname(mmseg.__file__), '.mim', 'configs',
-        STOCK_DEEPLABV3PLUS[trunk])
+        STOCK_MODELS[trunk])
     model = sync_bn_to_bn(Config.fromfile(path).model.to_dict())
     model['pretrained'] = None
     model['backbone'].pop('init_cfg', None)

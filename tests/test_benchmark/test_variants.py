@@ -59,3 +59,17 @@ def test_slide_variants_compare_the_same_frame(tmp_path):
         assert torch.allclose(
             hmsa.inference(frame, meta), stock.inference(frame, meta),
             atol=1e-5)
+
+
+def test_ocrnet_variants_use_the_cascade_and_its_branch():
+    from projects.hmsa.benchmark.variants import model_configs
+    cfgs = model_configs(BenchSettings(trunk='hr48', **QUICK))
+    assert cfgs['stock']['type'] == 'CascadeEncoderDecoder'
+    assert cfgs['hmsa']['type'] == 'HMSACascadeEncoderDecoder'
+    assert cfgs['hmsa']['attention_cfg'] == dict(type='bottleneck')
+    assert cfgs['hmsa_paper']['attention_cfg'] == dict(type='paper')
+    # the heads stay MMSeg's: the branch reads the OCR head's classifier input
+    assert [h['type'] for h in cfgs['hmsa']['decode_head']] == [
+        'FCNHead', 'OCRHead'
+    ]
+    assert cfgs['attention_only']['train_cfg']['attention_only'] is True

@@ -124,7 +124,8 @@ def complexity(model: nn.Module, size: Sequence[int],
         windows' overlap, with ``flip`` the flipped passes), ``mode`` and
         ``flip``.
     """
-    branch = getattr(model.decode_head, 'attention', None)
+    branch = model.get_submodule(model.attention_prefix[:-1]) \
+        if model.with_attention else None
     params = dict(
         attention=_numel(branch),
         inference=_numel(model.backbone) + _numel(model.decode_head) +
@@ -134,7 +135,7 @@ def complexity(model: nn.Module, size: Sequence[int],
     scales = check_scales(model.test_cfg.scales)
     model = model.to(device).eval()
     x = torch.zeros(1, 3, *size, device=device)
-    head = model.decode_head
+    head = model.scale_head
     rows: List[dict] = []
     read = set(scales[:-1]) if branch is not None else set()
     for scale in scales:
@@ -145,7 +146,7 @@ def complexity(model: nn.Module, size: Sequence[int],
             with torch.no_grad():
                 feats = model.extract_feat(x_s)
             attention = count_flops(head.forward_scale, feats) - \
-                count_flops(head.forward, feats)
+                count_flops(model._decode_logits, feats)
         rows.append(
             dict(scale=scale, size=tuple(x_s.shape[-2:]), network=network,
                  attention=attention))

@@ -26,7 +26,9 @@ class BenchSettings:
     """Everything a benchmark run depends on besides the machine.
 
     Args:
-        trunk (str): ``'mnv2'`` or ``'r50'`` (MMSeg's DeepLabV3+ config).
+        trunk (str): A model of :data:`~projects.hmsa.stock.STOCK_MODELS`:
+            ``'mnv2'``, ``'r50'`` (MMSeg's DeepLabV3+ configs) or ``'hr48'``
+            (its HRNetV2-W48 OCRNet).
         attention (str): Attention branch type of the HMSA model.
         img_size (tuple[int, int]): Inference image size (H, W).
         crop_size (tuple[int, int]): Training crop size (H, W).
@@ -76,9 +78,11 @@ class BenchSettings:
 def model_configs(settings: BenchSettings) -> Dict[str, dict]:
     """Configs of every model the variants use.
 
-    All come from MMSeg's own DeepLabV3+ Cityscapes config of the trunk (BN
-    instead of SyncBN, no pretrained weights); HMSA swaps in
-    ``HMSAEncoderDecoder`` and ``HMSASepASPPHead``.
+    All come from MMSeg's own Cityscapes config of the trunk (BN instead of
+    SyncBN, no pretrained weights); HMSA is its version by
+    :func:`~projects.hmsa.model_families.to_hmsa` (DeepLabV3+:
+    ``HMSASepASPPHead``; OCRNet: ``HMSACascadeEncoderDecoder`` with the
+    branch on the OCR head's classifier input).
 
     Returns:
         dict[str, dict]: ``stock``, ``hmsa``, ``attention_only``,
@@ -87,18 +91,24 @@ def model_configs(settings: BenchSettings) -> Dict[str, dict]:
         ``hmsa_<type>`` for each of :data:`BRANCH_TYPES`, and, with a
         frame, ``stock_slide`` and ``hmsa_slide``.
     """
-    from ..stock import stock_model_cfg
+    from ..model_families import to_hmsa
+    from ..stock import STOCK_DEEPLABV3PLUS, stock_model_cfg
     model = stock_model_cfg(settings.trunk)
     model['data_preprocessor']['size'] = tuple(settings.crop_size)
     model['test_cfg'] = dict(mode='whole')
     stock = copy.deepcopy(model)
-    hmsa = copy.deepcopy(model)
-    hmsa['type'] = 'HMSAEncoderDecoder'
-    hmsa['decode_head']['type'] = 'HMSASepASPPHead'
-    hmsa['decode_head']['attention_cfg'] = dict(type=settings.attention)
-    hmsa['train_cfg'] = dict(lo_scale=settings.lo_scale, attention_only=False)
-    hmsa['test_cfg'] = dict(
-        mode='whole', scales=list(settings.scales), fusion='attention')
+
+    def with_branch(kind: str) -> dict:
+        return to_hmsa(
+            model,
+            dict(type=kind),
+            declared=settings.trunk in STOCK_DEEPLABV3PLUS,
+            train_cfg=dict(lo_scale=settings.lo_scale, attention_only=False),
+            test_cfg=dict(
+                mode='whole', scales=list(settings.scales),
+                fusion='attention'))
+
+    hmsa = with_branch(settings.attention)
     cfgs = dict(stock=stock, hmsa=hmsa)
     cfgs['attention_only'] = copy.deepcopy(hmsa)
     cfgs['attention_only']['train_cfg']['attention_only'] = True
@@ -110,8 +120,7 @@ def model_configs(settings: BenchSettings) -> Dict[str, dict]:
     cfgs['explicit']['train_cfg'] = dict(
         fusion='explicit', explicit_scales=[0.5, 1.0, 2.0])
     for kind in BRANCH_TYPES:
-        cfgs[f'hmsa_{kind}'] = copy.deepcopy(hmsa)
-        cfgs[f'hmsa_{kind}']['decode_head']['attention_cfg'] = dict(type=kind)
+        cfgs[f'hmsa_{kind}'] = with_branch(kind)
     if settings.frame_size is not None:
         crop, stride = settings.slide_window
         slide = dict(mode='slide', crop_size=crop, stride=stride)
@@ -177,10 +186,11 @@ class Bench:
     def _make(self, name: str) -> torch.nn.Module:
         if name == 'stock_eval':
             model = self._build('stock').eval()
+            hmsa = self.model('hmsa_eval')
             state = {
                 k: v
-                for k, v in self.model('hmsa_eval').state_dict().items()
-                if not k.startswith('decode_head.attention.')
+                for k, v in hmsa.state_dict().items()
+                if not k.startswith(hmsa.attention_prefix)
             }
             model.load_state_dict(state, strict=True)
             return model
@@ -362,8 +372,8 @@ def _one_pass(bench: Bench, key: str) -> Callable[[], None]:
     model = bench.model(key)
     x = model.data_preprocessor(bench.test_batch(), False)['inputs']
     if key == 'stock_eval':
-        return lambda: model.decode_head(model.extract_feat(x))
-    return lambda: model.decode_head.forward_scale(model.extract_feat(x))
+        return lambda: model._forward(x)  # backbone and decode heads
+    return lambda: model.scale_head.forward_scale(model.extract_feat(x))
 
 
 @register_variant('stock model, one pass at 1.0')
