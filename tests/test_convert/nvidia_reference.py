@@ -35,6 +35,25 @@ def resize_x(x, scale):
                          align_corners=False, recompute_scale_factor=True)
 
 
+
+def nscale_forward(fwd, x_1x, scales):
+    """NVIDIA's n-scale fusion, as their ``nscale_forward`` computes it:
+    from the highest scale down, on each scale's image grid (``fwd``
+    returns logits and attention at its input's size)."""
+    pred = None
+    for s in sorted(scales, reverse=True):
+        cls, attn = fwd(resize_x(x_1x, s))
+        if pred is None:
+            pred = cls
+        elif s >= 1.0:
+            pred = upsample(pred, cls.shape[2:])
+            pred = attn * cls + (1 - attn) * pred
+        else:
+            cls = upsample(attn * cls, pred.shape[2:])
+            attn = upsample(attn, pred.shape[2:])
+            pred = cls + (1 - attn) * pred
+    return pred
+
 class Bottleneck(nn.Module):
     """network/Resnet.py ``Bottleneck``."""
     expansion = 4
@@ -166,19 +185,7 @@ class NvidiaMscaleV3Plus(nn.Module):
         return out, attn
 
     def nscale_forward(self, x_1x, scales):
-        pred = None
-        for s in sorted(scales, reverse=True):
-            p, attn = self._fwd(resize_x(x_1x, s))
-            if pred is None:
-                pred = p
-            elif s >= 1.0:
-                pred = upsample(pred, p.shape[2:])
-                pred = attn * p + (1 - attn) * pred
-            else:
-                p = upsample(attn * p, pred.shape[2:])
-                attn = upsample(attn, pred.shape[2:])
-                pred = p + (1 - attn) * pred
-        return pred
+        return nscale_forward(self._fwd, x_1x, scales)
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -565,16 +572,4 @@ class NvidiaMscaleOCR(nn.Module):
         return upsample(cls, x.shape[2:]), upsample(attn, x.shape[2:])
 
     def nscale_forward(self, x_1x, scales):
-        pred = None
-        for s in sorted(scales, reverse=True):
-            cls, attn = self._fwd(resize_x(x_1x, s))
-            if pred is None:
-                pred = cls
-            elif s >= 1.0:
-                pred = upsample(pred, cls.shape[2:])
-                pred = attn * cls + (1 - attn) * pred
-            else:
-                cls = upsample(attn * cls, pred.shape[2:])
-                attn = upsample(attn, pred.shape[2:])
-                pred = cls + (1 - attn) * pred
-        return pred
+        return nscale_forward(self._fwd, x_1x, scales)
