@@ -15,9 +15,10 @@ from mmengine.config import Config, DictAction
 
 from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from .datasets import DatasetError
+from .model_families import HMSA_SEGMENTOR_TYPES
 
 #: Segmentor types that run hierarchical multi-scale attention.
-HMSA_SEGMENTORS = ('HMSAEncoderDecoder', 'HMSACascadeEncoderDecoder')
+HMSA_SEGMENTORS = tuple(HMSA_SEGMENTOR_TYPES.values())
 
 
 class ToolError(Exception):

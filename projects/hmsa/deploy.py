@@ -123,7 +123,7 @@ def publish_checkpoint(in_file: str, out_file: str) -> str:
     tmp = f'{stem}.tmp.pth'
     torch.save(published, tmp)
     with open(tmp, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+        digest = hashlib.file_digest(f, 'sha256').hexdigest()
     final = f'{stem}-{digest[:8]}.pth'
     os.replace(tmp, final)
     return osp.abspath(final)

@@ -124,8 +124,7 @@ def complexity(model: nn.Module, size: Sequence[int],
         windows' overlap, with ``flip`` the flipped passes), ``mode`` and
         ``flip``.
     """
-    branch = model.get_submodule(model.attention_prefix[:-1]) \
-        if model.with_attention else None
+    branch = model.scale_head.attention if model.with_attention else None
     params = dict(
         attention=_numel(branch),
         inference=_numel(model.backbone) + _numel(model.decode_head) +

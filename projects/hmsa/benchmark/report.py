@@ -191,11 +191,8 @@ def run_benchmark(settings: BenchSettings,
             probes = measure_memory(
                 settings, variant_names(settings, memory=True), bench, log)
         branch_parameters = {
-            kind: sum(
-                p.numel() for n, p in bench.model(
-                    f'hmsa_{kind}_eval').named_parameters()
-                if n.startswith(bench.model(f'hmsa_{kind}_eval')
-                                .attention_prefix))
+            kind: sum(p.numel() for p in bench.model(
+                f'hmsa_{kind}_eval').scale_head.attention.parameters())
             for kind in BRANCH_TYPES
         }
     medians = {k: statistics.median(v) for k, v in times.items()}
