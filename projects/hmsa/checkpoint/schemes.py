@@ -128,19 +128,41 @@ def load_from_http(filename: str,
     return _load_hub_file(path, filename, map_location)
 
 
+def model_zoo_url(filename: str) -> str:
+    """Where a model-zoo name's weights come from, as MMEngine resolves it.
+
+    ``http(s)://`` URLs are their own; ``torchvision://`` (and the
+    deprecated ``modelzoo://``), ``open-mmlab://``/``openmmlab://`` and
+    ``mmcls://`` names map to a URL (an ``open-mmlab`` name may map to a path
+    under MMEngine's home instead).
+
+    Raises:
+        KeyError: An unknown name.
+        ValueError: Another prefix, or none.
+    """
+    prefix, _, name = filename.partition('://')
+    if prefix in ('http', 'https'):
+        return filename
+    if prefix in ('torchvision', 'modelzoo'):
+        return get_torchvision_models()[name]
+    if prefix in ('open-mmlab', 'openmmlab'):
+        return get_external_models()[get_deprecated_model_names().get(
+            name, name)]
+    if prefix == 'mmcls':
+        return get_mmcls_models()[name]
+    raise ValueError(f'{filename!r} is not a model-zoo name')
+
+
 def load_from_torchvision(filename: str,
                           map_location: MapLocation = None) -> Any:
     """``torchvision://NAME`` (and the deprecated ``modelzoo://NAME``)."""
-    name = filename.split('://', 1)[1]
-    return load_from_http(get_torchvision_models()[name], map_location)
+    return load_from_http(model_zoo_url(filename), map_location)
 
 
 def load_from_openmmlab(filename: str,
                         map_location: MapLocation = None) -> Any:
     """``open-mmlab://NAME`` and ``openmmlab://NAME``."""
-    name = filename.split('://', 1)[1]
-    name = get_deprecated_model_names().get(name, name)
-    url = get_external_models()[name]
+    url = model_zoo_url(filename)
     if url.startswith(('http://', 'https://')):
         return load_from_http(url, map_location)
     return load_checkpoint_file(osp.join(_get_mmengine_home(), url),
@@ -149,8 +171,8 @@ def load_from_openmmlab(filename: str,
 
 def load_from_mmcls(filename: str, map_location: MapLocation = None) -> Any:
     """``mmcls://NAME``: an MMClassification backbone's weights."""
-    url = get_mmcls_models()[filename[len('mmcls://'):]]
-    return _process_mmcls_checkpoint(load_from_http(url, map_location))
+    return _process_mmcls_checkpoint(
+        load_from_http(model_zoo_url(filename), map_location))
 
 
 # ------------------------------------------------------ storage services

@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
+from ..checkpoint.schemes import model_zoo_url
 from ..cli import ToolError, dataset_error_message, fail, is_dataset_error
 from ..datasets import check_dataloader, use_checked_loaders
 from .hooks import InterruptHook
@@ -52,23 +53,10 @@ def pretrained_sources(model_cfg: Any) -> List[str]:
 
 def _weights_url(source: str) -> Optional[str]:
     """The download URL behind an MMEngine model-zoo name, if known."""
-    from mmengine.runner import checkpoint as ckpt
     try:
-        if source.startswith(('http://', 'https://')):
-            return source
-        if source.startswith('mmcls://'):
-            return ckpt.get_mmcls_models()[source[len('mmcls://'):]]
-        for prefix in ('open-mmlab://', 'openmmlab://'):
-            if source.startswith(prefix):
-                name = source[len(prefix):]
-                name = ckpt.get_deprecated_model_names().get(name, name)
-                return ckpt.get_external_models()[name]
-        if source.startswith('torchvision://'):
-            name = source[len('torchvision://'):]
-            return ckpt.get_torchvision_models()[name]
-    except Exception:
+        return model_zoo_url(source)
+    except Exception:  # not a model-zoo name, or MMEngine cannot say
         return None
-    return None
 
 
 def pretrained_failure_message(sources: Sequence[str],
