@@ -6,7 +6,7 @@ import torch
 from mmseg.utils import register_all_modules
 
 import projects.hmsa  # noqa: F401  (registers the plugin)
-from projects.hmsa.datasets.demo_data import make_demo_dataset
+from projects.hmsa_tools.datasets.demo_data import make_demo_dataset
 
 from .utils import HEIGHT, WIDTH
 

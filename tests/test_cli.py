@@ -1,12 +1,12 @@
-"""The tools' shared arguments, configs and errors (projects.hmsa.cli), and
-the command lines of tools/train.py and tools/test.py."""
+"""The tools' shared arguments, configs and errors (projects.hmsa_tools.cli),
+and the command lines of tools/train.py and tools/test.py."""
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 
-from projects.hmsa import cli
 from projects.hmsa.datasets import DatasetError
+from projects.hmsa_tools import cli
 from tests.utils import MNV2_CONFIG, STAGED_CONFIG, STOCK_X1_CONFIG, load_tool
 
 MNV2, STOCK, STAGED = MNV2_CONFIG, STOCK_X1_CONFIG, STAGED_CONFIG
@@ -26,7 +26,8 @@ def test_dataset_error_message_unwraps_worker_tracebacks():
     wrapped = RuntimeError(
         'Caught DatasetError in DataLoader worker process 0.\n'
         'Original Traceback (most recent call last):\n  File "x.py"\n'
-        'projects.hmsa.datasets.checks.DatasetError: cannot read image a.png')
+        'projects.hmsa.datasets.transforms.DatasetError: '
+        'cannot read image a.png')
     assert cli.dataset_error_message(wrapped) == 'cannot read image a.png'
     plain = DatasetError('label map b.png is 1x2')
     assert cli.dataset_error_message(plain) == 'label map b.png is 1x2'

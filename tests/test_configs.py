@@ -20,8 +20,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-from projects.hmsa.cli import HMSA_SEGMENTORS
-from projects.hmsa.stock import sync_bn_to_bn
+from projects.hmsa_tools.cli import HMSA_SEGMENTORS
+from projects.hmsa_tools.stock import sync_bn_to_bn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')

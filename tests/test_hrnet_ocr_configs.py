@@ -53,7 +53,7 @@ def test_main_config_builds_the_papers_branch():
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from projects.hmsa.stock import sync_bn_to_bn
+    from projects.hmsa_tools.stock import sync_bn_to_bn
     init_default_scope('mmseg')
     model_cfg = sync_bn_to_bn(load(MAIN).model.to_dict())
     model_cfg['pretrained'] = None

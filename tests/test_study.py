@@ -1,9 +1,10 @@
-"""projects.hmsa.study: per-seed rows to mean +- std, paired verdicts."""
+"""projects.hmsa_tools.study: per-seed rows to mean +- std, paired verdicts."""
 import json
 
 import pytest
 
-from projects.hmsa import study
+from projects.hmsa_tools import study
+from tests.utils import DEMO
 
 
 def rows(s05, s1, s2, mean, attention, oracle):
@@ -84,7 +85,7 @@ def test_read_rows(tmp_path):
 
 def test_demo_recipes_point_at_configs_that_exist():
     import os.path as osp
-    recipes = study.demo_recipes()
+    recipes = study.demo_recipes(DEMO)
     assert {'attn-paper', 'attn-higher', 'explicit', 'e2e-finetune',
             'e2e-scratch'} <= set(recipes)
     for recipe in recipes.values():

@@ -2,7 +2,7 @@
 
 Measured on this machine in one invocation (random weights and images; the
 numbers do not depend on what the weights are), with the targets that
-``projects/hmsa/benchmark/report.py`` states: (a) HMSA inference vs the
+``projects/hmsa_tools/benchmark/report.py`` states: (a) HMSA inference vs the
 stock model at the same scales, (b) vs MMSeg's TTA, (c) an HMSA training
 step vs a stock step, (d)-(f) attention-only and explicit-attention steps,
 (g) one pass with each attention branch type vs the stock pass, and with
@@ -27,9 +27,13 @@ from typing import Optional, Sequence
 import torch
 from mmengine.registry import init_default_scope
 
-from projects.hmsa import cli
-from projects.hmsa.benchmark import BenchSettings, format_report, run_benchmark
-from projects.hmsa.stock import STOCK_MODELS
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.benchmark import (
+    BenchSettings,
+    format_report,
+    run_benchmark,
+)
+from projects.hmsa_tools.stock import STOCK_MODELS
 
 FULL_FRAME = (1024, 2048)
 

@@ -16,7 +16,6 @@ import argparse
 
 import torch
 
-from projects.hmsa import cli
 from projects.hmsa.checkpoint import load_checkpoint_file
 from projects.hmsa.convert import (
     ARCHS,
@@ -24,6 +23,7 @@ from projects.hmsa.convert import (
     convert_checkpoint,
     target_state_dict,
 )
+from projects.hmsa_tools import cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -26,12 +26,14 @@ import shutil
 import time
 from typing import Optional, Sequence
 
-from projects.hmsa import cli, workflow
+from projects.hmsa_tools import cli, workflow
 
-SINGLE_SCALE_CONFIG = osp.join(workflow.DEMO_CONFIGS,
-                               'mnv2_single-scale_demo.py')
-ATTENTION_CONFIG = osp.join(workflow.DEMO_CONFIGS,
-                            'hmsa_mnv2_attn-only_demo.py')
+#: The repository's tools (this folder) and demo configs, which the demo
+#: runs: found from here, so that it runs from any working directory.
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+DEMO_CONFIGS = osp.join(osp.dirname(TOOLS_DIR), 'configs', 'demo')
+SINGLE_SCALE_CONFIG = osp.join(DEMO_CONFIGS, 'mnv2_single-scale_demo.py')
+ATTENTION_CONFIG = osp.join(DEMO_CONFIGS, 'hmsa_mnv2_attn-only_demo.py')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -39,7 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Run the staged HMSA workflow on synthetic data.')
     parser.add_argument(
         '--work-dir',
-        default=osp.join(workflow.ROOT, 'work_dirs', 'demo'),
+        default=osp.join('work_dirs', 'demo'),
         help='where data, checkpoints and results go (emptied first)')
     parser.add_argument(
         '--train-iters',
@@ -77,22 +79,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         shutil.rmtree(work_dir)
     os.makedirs(work_dir)
     data_opts = workflow.data_options(data_root, args.height, args.width)
+    steps = workflow.Steps(TOOLS_DIR)
     scales = [f'{s:g}' for s in args.scales]
 
     # a failed step ends the demo with its message (cli.run_tool)
     _banner('1/5  Synthetic Cityscapes-layout data')
-    workflow.make_data(data_root, args.num_train, args.num_val,
-                       args.height, args.width, args.seed)
+    steps.make_data(data_root, args.num_train, args.num_val,
+                    args.height, args.width, args.seed)
 
     _banner('2/5  Stock MobileNetV2 DeepLabV3+, trained at a single '
             'scale')
-    single_ckpt = workflow.train(
+    single_ckpt = steps.train(
         SINGLE_SCALE_CONFIG, osp.join(work_dir, 'single_scale'),
         data_opts + workflow.schedule_options(args.train_iters))
 
     _banner('3/5  HMSA from that checkpoint: train the attention branch '
             'only')
-    hmsa_ckpt = workflow.train(
+    hmsa_ckpt = steps.train(
         ATTENTION_CONFIG, osp.join(work_dir, 'hmsa_attention_only'),
         [f'load_from={single_ckpt}', *data_opts,
          *workflow.schedule_options(args.attention_iters)])
@@ -100,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     _banner(f'4/5  tools/test.py: HMSA, attention fusion over scales '
             f'{" ".join(scales)}')
     workflow.run_step([
-        workflow.tool('test'), ATTENTION_CONFIG, hmsa_ckpt, '--work-dir',
+        steps.tool('test'), ATTENTION_CONFIG, hmsa_ckpt, '--work-dir',
         test_dir, '--scales', *scales, '--fusion', 'attention',
         '--show-dir', show_dir, '--cfg-options',
         'default_hooks.visualization.interval=8', *data_opts
@@ -111,14 +114,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # The trunk and head are frozen in step 3, so the single-scale,
     # mean and max rows are those of the single-scale model too.
     out_dir = osp.join(work_dir, 'results')
-    workflow.eval_scales(
+    steps.eval_scales(
         ATTENTION_CONFIG, hmsa_ckpt, out_dir, args.scales, data_opts,
         ['--trunk', 'MobileNetV2', '--head', 'DeepLabV3+'])
 
     _banner('Results on the demo val split')
     table = osp.join(out_dir, 'results.md')
     print(f'\nHMSA, attention branch trained '
-          f'({osp.relpath(table, workflow.ROOT)}):\n')
+          f'({osp.relpath(table)}):\n')
     with open(table) as f:
         print(f.read().rstrip())
     print(f'\nPictures of each scale\'s prediction and attention: '

@@ -21,8 +21,8 @@ import sys
 
 from mmengine.utils import ProgressBar
 
-from projects.hmsa import cli
-from projects.hmsa.evaluation import (
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.evaluation import (
     CheckpointEvaluation,
     markdown_table,
     write_results,

@@ -18,8 +18,8 @@ import argparse
 
 from mmseg.apis import init_model
 
-from projects.hmsa import cli
-from projects.hmsa.deploy import compare_onnx, export_onnx
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.deploy import compare_onnx, export_onnx
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -20,10 +20,10 @@ from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
-from projects.hmsa import cli
-from projects.hmsa.benchmark.flops import complexity, format_complexity
-from projects.hmsa.benchmark.variants import BenchSettings, model_configs
-from projects.hmsa.stock import STOCK_MODELS, STOCK_NAMES, sync_bn_to_bn
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.benchmark.flops import complexity, format_complexity
+from projects.hmsa_tools.benchmark.variants import BenchSettings, model_configs
+from projects.hmsa_tools.stock import STOCK_MODELS, STOCK_NAMES, sync_bn_to_bn
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

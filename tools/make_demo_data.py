@@ -1,5 +1,5 @@
 """Make a small synthetic dataset in the Cityscapes layout in which the
-input scale matters (``projects.hmsa.datasets.demo_data`` says how).
+input scale matters (``projects.hmsa_tools.datasets.demo_data`` says how).
 
 Example::
 
@@ -7,8 +7,8 @@ Example::
 """
 import argparse
 
-from projects.hmsa import cli
-from projects.hmsa.datasets.demo_data import make_demo_dataset
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.datasets.demo_data import make_demo_dataset
 
 
 def main(argv=None) -> None:

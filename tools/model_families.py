@@ -1,5 +1,5 @@
 """Tabulate MMSeg's model families as HMSA models: checkpoint transfer and a
-demo-size training run each (``projects.hmsa.model_families``).
+demo-size training run each (``projects.hmsa_tools.model_families``).
 
 For each family, the tiny version of MMSeg's stock Cityscapes config and its
 HMSA version (segmentor type + ``attention_cfg``) are built; the stock
@@ -20,14 +20,18 @@ import tempfile
 
 from mmengine.logging import MMLogger
 
-from projects.hmsa import cli
-from projects.hmsa.model_families import (
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.model_families import (
     FAMILIES,
     check_transfer,
     demo_training_run,
     tiny_stock_cfg,
     to_hmsa,
 )
+
+DEMO_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'hrnet_ocr',
+    'hmsa_ocrnet_hr-tiny_demo.py')
 
 
 def main(argv=None) -> None:
@@ -39,6 +43,11 @@ def main(argv=None) -> None:
         '--families', nargs='+', default=list(FAMILIES),
         choices=list(FAMILIES))
     parser.add_argument('--work-dir', help='logs (default: a temp folder)')
+    parser.add_argument(
+        '--config',
+        default=DEMO_CONFIG,
+        help='demo-size config whose data, schedule and runtime each run '
+        'borrows (default: configs/hrnet_ocr/hmsa_ocrnet_hr-tiny_demo.py)')
     args = parser.parse_args(argv)
     if not osp.isdir(args.data):
         raise cli.ToolError(f'no dataset at {args.data}; make one with '
@@ -53,7 +62,8 @@ def main(argv=None) -> None:
             test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0]))
         MMLogger.get_current_instance().setLevel(logging.WARNING)
         transfer = check_transfer(stock, hmsa)
-        run = demo_training_run(hmsa, args.data, osp.join(work, name),
+        run = demo_training_run(hmsa, args.config, args.data,
+                                osp.join(work, name),
                                 args.iters, args.batch_size)
         prefix = {k.rsplit('.attention.', 1)[0] for k in transfer.missing}
         rows.append(

@@ -11,8 +11,8 @@ this package; the name gets the file's SHA-256 prefix, as with MMSeg's
 """
 import argparse
 
-from projects.hmsa import cli
-from projects.hmsa.deploy import publish_checkpoint
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.deploy import publish_checkpoint
 
 
 def main(argv=None) -> None:

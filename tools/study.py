@@ -20,11 +20,16 @@ import os
 import os.path as osp
 import time
 
-from projects.hmsa import cli, study, workflow
+from projects.hmsa_tools import cli, study, workflow
+
+#: The repository's tools (this folder) and demo configs, which the study
+#: runs: found from here, so that it runs from any working directory.
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+DEMO_CONFIGS = osp.join(osp.dirname(TOOLS_DIR), 'configs', 'demo')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    recipes = study.demo_recipes()
+    recipes = study.demo_recipes(DEMO_CONFIGS)
     parser = argparse.ArgumentParser(
         description='Train and evaluate the HMSA recipes over several seeds.')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -35,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=list(recipes),
         help='recipes to run (default: all)')
     parser.add_argument(
-        '--work-dir', default=osp.join(workflow.ROOT, 'work_dirs', 'study'))
+        '--work-dir', default=osp.join('work_dirs', 'study'))
     parser.add_argument(
         '--data-root',
         default=None,
@@ -74,22 +79,25 @@ def main(argv=None) -> int:
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
     data_root = args.data_root or osp.join(work_dir, 'data')
+    steps = workflow.Steps(TOOLS_DIR)
     if args.report_only:
         pass  # nothing is trained: the data is not needed
     elif args.data_root is None:
-        workflow.make_data(data_root, args.num_train, args.num_val,
-                           args.height, args.width, args.data_seed,
-                           log=osp.join(work_dir, 'make_data.log'))
+        steps.make_data(data_root, args.num_train, args.num_val,
+                        args.height, args.width, args.data_seed,
+                        log=osp.join(work_dir, 'make_data.log'))
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
-    recipes = study.demo_recipes(args.single_iters, args.attention_iters)
+    recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
+                                 args.attention_iters)
     settings = study.StudySettings(
         seeds=args.seeds,
         recipes=[recipes[n] for n in args.recipes],
+        steps=steps,
         work_dir=work_dir,
-        single_config=osp.join(workflow.DEMO_CONFIGS,
+        single_config=osp.join(DEMO_CONFIGS,
                                'mnv2_single-scale_demo.py'),
-        eval_config=osp.join(workflow.DEMO_CONFIGS,
+        eval_config=osp.join(DEMO_CONFIGS,
                              'hmsa_mnv2_attn-only_demo.py'),
         single_iters=args.single_iters,
         options=workflow.data_options(osp.abspath(data_root), args.height,

@@ -19,7 +19,7 @@ import argparse
 
 from mmengine.config import Config
 
-from projects.hmsa import cli, engine
+from projects.hmsa_tools import cli, engine
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,6 +96,7 @@ def main(argv=None) -> None:
     engine.check_data(cfg, ['test'])
     engine.setup_distributed_without_cuda(cfg, args.launcher)
     engine.build_runner(cfg).test()
+    engine.shutdown_distributed()
 
 
 if __name__ == '__main__':

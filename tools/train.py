@@ -9,7 +9,7 @@ Before training starts, the data the config points to is checked (a
 missing or unconverted Cityscapes says where the data belongs and how to
 make the ``*_labelTrainIds.png`` maps), and so is ``load_from``. Ctrl-C (or
 SIGTERM) finishes the running iteration and saves it, so ``--resume``
-continues without losing finished iterations (``projects.hmsa.engine``).
+continues without losing finished iterations (``projects.hmsa_tools.engine``).
 """
 import argparse
 import logging
@@ -17,7 +17,7 @@ import logging
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from projects.hmsa import cli, engine
+from projects.hmsa_tools import cli, engine
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,6 +82,7 @@ def main(argv=None) -> None:
     runner = engine.build_runner(cfg)
     runner.register_hook(interrupt)
     engine.train_guarded(runner, cfg, interrupt)
+    engine.shutdown_distributed()
 
 
 if __name__ == '__main__':

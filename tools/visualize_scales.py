@@ -15,9 +15,9 @@ import argparse
 import os
 import os.path as osp
 
-from projects.hmsa import cli
 from projects.hmsa.models.fusion import FUSION_RULES
-from projects.hmsa.visualization import ScalePictures
+from projects.hmsa_tools import cli
+from projects.hmsa_tools.visualization import ScalePictures
 
 
 def parse_args(argv=None) -> argparse.Namespace:

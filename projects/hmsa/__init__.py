@@ -1,19 +1,18 @@
 """Hierarchical Multi-Scale Attention (Tao, Sapra, Catanzaro 2020) for MMSeg.
 
 Importing this package (e.g. through a config's ``custom_imports``) registers
-the segmentor, the decode heads, the category metric and the visualizer into
-MMSegmentation's registries, registers the tools' runner add-ons
-(``engine``) into MMEngine's, and makes every checkpoint MMEngine loads, from
-any path or URL prefix, go through the validating reader of ``checkpoint``
-(no code from a file runs, stored config text is withheld unless trusted).
+the segmentors, the decode heads, the loading transforms, the category
+metric and the visualizer into MMSegmentation's registries, and makes
+MMEngine's own checkpoint loaders read files through :mod:`.checkpoint`
+(no code from a file runs). Loaders other packages registered are left as
+they are. The tools' library, :mod:`projects.hmsa_tools`, is not imported.
 """
-from . import (
-    checkpoint,  # noqa: F401
-    datasets,  # noqa: F401
-    engine,  # noqa: F401
-    evaluation,  # noqa: F401
-    models,  # noqa: F401
-    visualization,  # noqa: F401
+from . import (  # noqa: F401
+    checkpoint,
+    datasets,
+    evaluation,
+    models,
+    visualization,
 )
 
 __version__ = '0.1.0'

@@ -1,7 +1,7 @@
-"""projects.hmsa.benchmark.flops: counts that agree with MMEngine's."""
+"""projects.hmsa_tools.benchmark.flops: counts that agree with MMEngine's."""
 import torch
 
-from projects.hmsa.benchmark.flops import (
+from projects.hmsa_tools.benchmark.flops import (
     complexity,
     count_flops,
     count_traced,

@@ -1,7 +1,7 @@
-"""projects.hmsa.benchmark.report: ratios and their targets."""
+"""projects.hmsa_tools.benchmark.report: ratios and their targets."""
 import pytest
 
-from projects.hmsa.benchmark import RATIOS, VARIANTS, compute_ratios
+from projects.hmsa_tools.benchmark import RATIOS, VARIANTS, compute_ratios
 
 
 def test_ratio_bookkeeping():

@@ -1,9 +1,10 @@
-"""projects.hmsa.benchmark.variants: the models and inputs the variants use."""
+"""projects.hmsa_tools.benchmark.variants: the models and inputs of the
+variants."""
 import pytest
 import torch
 
-from projects.hmsa.benchmark import Bench, BenchSettings
-from projects.hmsa.benchmark.variants import variant_names
+from projects.hmsa_tools.benchmark import Bench, BenchSettings
+from projects.hmsa_tools.benchmark.variants import variant_names
 
 QUICK = dict(img_size=(64, 128), crop_size=(64, 64))
 
@@ -62,7 +63,7 @@ def test_slide_variants_compare_the_same_frame(tmp_path):
 
 
 def test_ocrnet_variants_use_the_cascade_and_its_branch():
-    from projects.hmsa.benchmark.variants import model_configs
+    from projects.hmsa_tools.benchmark.variants import model_configs
     cfgs = model_configs(BenchSettings(trunk='hr48', **QUICK))
     assert cfgs['stock']['type'] == 'CascadeEncoderDecoder'
     assert cfgs['hmsa']['type'] == 'HMSACascadeEncoderDecoder'

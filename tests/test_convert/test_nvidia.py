@@ -227,7 +227,7 @@ def test_tool_refuses_with_one_line(tmp_path, capsys):
         'module.bogus.weight': torch.zeros(1)}), src)
     tool = load_tool('convert_nvidia')
     with pytest.raises(SystemExit) as exit_info:
-        from projects.hmsa.cli import run_tool
+        from projects.hmsa_tools.cli import run_tool
         run_tool(lambda: tool.main(
             [str(src), CONFIG, str(tmp_path / 'out.pth')]))
     assert exit_info.value.code == 1

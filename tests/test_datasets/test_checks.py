@@ -7,8 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from projects.hmsa.datasets import DatasetError, check_split, leaf_datasets
-from projects.hmsa.datasets.demo_data import make_demo_dataset
+from projects.hmsa_tools.datasets import (
+    DatasetError,
+    check_split,
+    leaf_datasets,
+)
+from projects.hmsa_tools.datasets.demo_data import make_demo_dataset
 
 LOADERS = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 

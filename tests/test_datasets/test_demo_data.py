@@ -1,4 +1,4 @@
-"""The demo dataset (projects.hmsa.datasets.demo_data): layout, labels,
+"""The demo dataset (projects.hmsa_tools.datasets.demo_data): layout, labels,
 determinism, scale content."""
 import filecmp
 import glob
@@ -7,7 +7,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from projects.hmsa.datasets.demo_data import (
+from projects.hmsa_tools.datasets.demo_data import (
     CLASSES,
     IGNORE,
     POLE,

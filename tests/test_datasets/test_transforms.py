@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
 
 from projects.hmsa.datasets import DatasetError, use_checked_loaders
-from projects.hmsa.datasets.demo_data import make_demo_dataset
+from projects.hmsa_tools.datasets.demo_data import make_demo_dataset
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""What the tools add around MMEngine's runner (projects.hmsa.engine)."""
+"""What the tools add around MMEngine's runner (projects.hmsa_tools.engine)."""
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from projects.hmsa import cli, engine
-from projects.hmsa.engine.runner import _weights_url
+from projects.hmsa_tools import cli, engine
+from projects.hmsa_tools.engine.runner import _weights_url
 from tests.utils import MNV2_CONFIG, STAGED_CONFIG, STOCK_X1_CONFIG
 
 MNV2, STOCK, STAGED = MNV2_CONFIG, STOCK_X1_CONFIG, STAGED_CONFIG

@@ -4,7 +4,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from projects.hmsa.datasets import DatasetError
-from projects.hmsa.evaluation import CheckpointEvaluation
+from projects.hmsa_tools.evaluation import CheckpointEvaluation
 from tests.utils import (
     tiny_eval_files,
     tiny_model_cfg,

@@ -1,14 +1,14 @@
 """Records, Markdown table and files of the per-scale results."""
 import json
 
-from projects.hmsa.evaluation import (
+from projects.hmsa_tools.evaluation import (
     RowResult,
     RowSpec,
     markdown_table,
     to_records,
     write_results,
 )
-from projects.hmsa.evaluation.results_table import CATEGORY_COLUMNS
+from projects.hmsa_tools.evaluation.results_table import CATEGORY_COLUMNS
 
 
 def _result(spec, human=70.0, categories=True):

@@ -8,12 +8,12 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
-from projects.hmsa.evaluation import (
+from projects.hmsa_tools.evaluation import (
     build_multiscale_model,
     predict_rows,
     row_specs,
 )
-from projects.hmsa.evaluation.scale_evaluation import oracle_prediction
+from projects.hmsa_tools.evaluation.scale_evaluation import oracle_prediction
 from tests.utils import tiny_eval_files, tiny_model_cfg
 
 

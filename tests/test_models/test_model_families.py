@@ -2,16 +2,18 @@
 the stock Cityscapes configs load the stock weights with only the attention
 branch missing, give the stock logits at scales [1.0], and train on two
 scales."""
+import os.path as osp
+
 import pytest
 import torch
 
-from projects.hmsa.model_families import (
+from projects.hmsa_tools.model_families import (
     FAMILIES,
     check_transfer,
     tiny_stock_cfg,
     to_hmsa,
 )
-from tests.utils import build, make_samples
+from tests.utils import CONFIGS, build, make_samples
 
 #: (family, declared): the segmentor's attention_cfg on the stock head, and
 #: the HMSA heads that declare their attention's features.
@@ -132,12 +134,13 @@ def test_unknown_family_and_segmentor():
 
 
 def test_demo_training_run(tiny_data, tmp_path):
-    from projects.hmsa.model_families import demo_training_run
+    from projects.hmsa_tools.model_families import demo_training_run
     model = to_hmsa(
         tiny_stock_cfg('OCRNet'),
         test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0]))
+    config = osp.join(CONFIGS, 'hrnet_ocr', 'hmsa_ocrnet_hr-tiny_demo.py')
     run = demo_training_run(
-        model, tiny_data, str(tmp_path), iters=2, batch_size=2,
+        model, config, tiny_data, str(tmp_path), iters=2, batch_size=2,
         crop_size=(64, 128))
     assert run.iters == 2
     assert run.first_loss > 0 and run.last_loss > 0

@@ -11,7 +11,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint, save_checkpoint
 
-from projects.hmsa.stock import stock_model_cfg
+from projects.hmsa_tools.stock import stock_model_cfg
 from tests.utils import build, tiny_segmentor, tiny_sep_aspp_head
 
 

@@ -4,8 +4,8 @@ import os.path as osp
 
 import pytest
 
-from projects.hmsa import cli
 from projects.hmsa.datasets import DatasetError
+from projects.hmsa_tools import cli
 from tests.utils import ROOT, load_tool, run_tool, tiny_eval_files
 
 TOOL = osp.join('tools', 'eval_scales.py')

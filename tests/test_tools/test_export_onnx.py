@@ -72,7 +72,7 @@ def test_export_refuses_bad_input(exported, tmp_path):
     with pytest.raises(SystemExit) as exc:
         tool.parse_args([config, checkpoint, '--fusion', 'median'])
     assert exc.value.code == 2
-    from projects.hmsa.cli import ToolError
+    from projects.hmsa_tools.cli import ToolError
     with pytest.raises(ToolError, match='must contain 1.0'):
         tool.main([config, checkpoint, '--scales', '0.5', '2'])
     with pytest.raises(ToolError, match='does not exist'):

@@ -2,7 +2,7 @@
 import mmcv
 import pytest
 
-from projects.hmsa import cli
+from projects.hmsa_tools import cli
 from tests.utils import IMG_SIZE, load_tool, tiny_eval_files, tiny_model_cfg
 
 

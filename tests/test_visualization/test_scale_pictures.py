@@ -6,8 +6,11 @@ import pytest
 from mmengine.config import Config
 from mmseg.datasets import ADE20KDataset, CityscapesDataset
 
-from projects.hmsa.visualization import ScalePictures, cityscapes_label_path
-from projects.hmsa.visualization.scale_pictures import class_meta
+from projects.hmsa_tools.visualization import (
+    ScalePictures,
+    cityscapes_label_path,
+)
+from projects.hmsa_tools.visualization.scale_pictures import class_meta
 from tests.utils import tiny_eval_files, tiny_model_cfg
 
 

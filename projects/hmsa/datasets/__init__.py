@@ -1,19 +1,12 @@
-"""Dataset checks and loading transforms that name what is wrong."""
-from .checks import (
-                     DatasetError,
-                     check_dataloader,
-                     check_split,
-                     cityscapes_converter_hint,
-                     leaf_datasets,
-)
+"""Loading transforms that name the file they cannot use."""
 from .transforms import (
-                     CheckedLoadAnnotations,
-                     CheckedLoadImageFromFile,
-                     use_checked_loaders,
+    CheckedLoadAnnotations,
+    CheckedLoadImageFromFile,
+    DatasetError,
+    use_checked_loaders,
 )
 
 __all__ = [
-    'DatasetError', 'check_dataloader', 'check_split',
-    'cityscapes_converter_hint', 'leaf_datasets', 'CheckedLoadAnnotations',
-    'CheckedLoadImageFromFile', 'use_checked_loaders'
+    'CheckedLoadAnnotations', 'CheckedLoadImageFromFile', 'DatasetError',
+    'use_checked_loaders'
 ]

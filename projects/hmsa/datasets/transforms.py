@@ -2,7 +2,7 @@
 
 They behave like MMCV's ``LoadImageFromFile`` and MMSeg's
 ``LoadAnnotations`` (same arguments, same results) but raise
-:class:`~.checks.DatasetError` naming the file when an image or label map
+:class:`DatasetError` naming the file when an image or label map
 cannot be decoded, when a label map's size differs from its image's, or
 when a label map has several channels. ``tools/train.py`` and
 ``tools/test.py`` swap them in for the stock loaders, so configs keep the
@@ -14,12 +14,14 @@ from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from .checks import DatasetError
-
 __all__ = [
-    'CheckedLoadImageFromFile', 'CheckedLoadAnnotations',
+    'DatasetError', 'CheckedLoadImageFromFile', 'CheckedLoadAnnotations',
     'use_checked_loaders'
 ]
+
+class DatasetError(Exception):
+    """Input data that cannot be used; the message names it and the fix."""
+
 
 _CHECKED = {
     'LoadImageFromFile': 'CheckedLoadImageFromFile',

@@ -1,27 +1,12 @@
-"""Evaluation of the HMSA plugin: category metric and per-scale tables."""
+"""The Cityscapes category metric (flat, human, vehicle, ...)."""
 from .category_metric import (
     CITYSCAPES_CATEGORIES,
     CityscapesCategoryMetric,
     confusion_matrix,
     merge_confusion,
 )
-from .checkpoint_evaluation import CheckpointEvaluation, build_test_dataloader
-from .results_table import markdown_table, to_records, write_results
-from .scale_evaluation import (
-    RowResult,
-    RowSpec,
-    as_multiscale_model_cfg,
-    build_multiscale_model,
-    describe_model,
-    evaluate_rows,
-    predict_rows,
-    row_specs,
-)
 
 __all__ = [
     'CITYSCAPES_CATEGORIES', 'CityscapesCategoryMetric', 'confusion_matrix',
-    'merge_confusion', 'CheckpointEvaluation', 'build_test_dataloader',
-    'markdown_table', 'to_records', 'write_results', 'RowResult', 'RowSpec',
-    'as_multiscale_model_cfg', 'build_multiscale_model', 'describe_model',
-    'evaluate_rows', 'predict_rows', 'row_specs'
+    'merge_confusion'
 ]

@@ -8,46 +8,25 @@ can fix (:class:`ToolError`, a dataset or checkpoint error) as one line,
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Callable, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError
-from .datasets import DatasetError
-from .model_families import HMSA_SEGMENTOR_TYPES
+from projects.hmsa.checkpoint import (
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+)
+from projects.hmsa.models import HMSA_SEGMENTOR_TYPES
+
+from .errors import (  # noqa: F401  (the tools' one error path)
+    ToolError,
+    dataset_error_message,
+    fail,
+    is_dataset_error,
+)
 
 #: Segmentor types that run hierarchical multi-scale attention.
 HMSA_SEGMENTORS = tuple(HMSA_SEGMENTOR_TYPES.values())
-
-
-class ToolError(Exception):
-    """A problem the user can fix; the tools print it without a traceback."""
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print ``error: message`` to stderr and exit with ``code``."""
-    print(f'error: {message}', file=sys.stderr, flush=True)
-    raise SystemExit(code)
-
-
-def is_dataset_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a :class:`DatasetError`, also one that a data
-    loader worker raised (PyTorch re-raises it wrapped)."""
-    text = str(exc)
-    return isinstance(exc, DatasetError) or (
-        'Original Traceback' in text
-        and f'{DatasetError.__name__}: ' in text)
-
-
-def dataset_error_message(exc: BaseException) -> str:
-    """The message of a :class:`DatasetError`, also when a data loader
-    worker raised it (PyTorch then wraps the worker's traceback)."""
-    text = str(exc).strip()
-    marker = f'{DatasetError.__name__}: '
-    if 'Original Traceback' in text and marker in text:
-        text = text[text.rindex(marker) + len(marker):]
-    return text
 
 
 def run_tool(main: Callable[[], Optional[int]]) -> None:
@@ -120,7 +99,7 @@ def add_scales(parser: argparse.ArgumentParser,
 
 def add_fusion(parser: argparse.ArgumentParser) -> None:
     """``--fusion``: how HMSA combines the scales."""
-    from .models.fusion import FUSION_RULES
+    from projects.hmsa.models.fusion import FUSION_RULES
     parser.add_argument(
         '--fusion',
         choices=FUSION_RULES,
@@ -129,7 +108,9 @@ def add_fusion(parser: argparse.ArgumentParser) -> None:
 
 def check_scales(scales: Sequence[float], what: str = '--scales') -> list:
     """The model's own scale check, reported as a :class:`ToolError`."""
-    from .models.hmsa_encoder_decoder import check_scales as model_check
+    from projects.hmsa.models.hmsa_encoder_decoder import (
+        check_scales as model_check,
+    )
     try:
         return model_check(scales, what)
     except ValueError as exc:

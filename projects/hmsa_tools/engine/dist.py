@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
-from ..cli import ToolError
+from ..errors import ToolError
 
 
 @MODEL_WRAPPERS.register_module()
@@ -66,3 +66,16 @@ def setup_distributed_without_cuda(cfg: Config, launcher: str) -> None:
     elif wrapper.get('type', 'MMDistributedDataParallel') in (
             'MMDistributedDataParallel', 'mmengine.MMDistributedDataParallel'):
         wrapper['type'] = 'CPUDistributedDataParallel'
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then close the process group.
+
+    A gloo process group left open when the interpreter exits can abort the
+    process at teardown (its threads are still joinable); closing it first
+    makes the end of a distributed run deterministic.
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -12,7 +12,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .category_metric import CITYSCAPES_CATEGORIES
+from projects.hmsa.evaluation import CITYSCAPES_CATEGORIES
+
 from .scale_evaluation import RowResult
 
 #: Category columns of the table, in Cityscapes' order.

@@ -13,13 +13,10 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from projects.hmsa.models import HMSA_SEGMENTOR_TYPES
+
 from .stock import sync_bn_to_bn
 
-#: Segmentor type -> its HMSA version.
-HMSA_SEGMENTOR_TYPES = {
-    'EncoderDecoder': 'HMSAEncoderDecoder',
-    'CascadeEncoderDecoder': 'HMSACascadeEncoderDecoder',
-}
 #: Heads whose HMSA version declares the features its attention reads.
 DECLARED_HEADS = {
     'DepthwiseSeparableASPPHead': 'HMSASepASPPHead',
@@ -266,18 +263,11 @@ def build_model(cfg: dict):
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    from . import models  # noqa: F401  (registers the HMSA models)
+    import projects.hmsa  # noqa: F401  (registers the HMSA models)
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(ConfigDict(copy.deepcopy(cfg)))
         model.init_weights()
     return model
-
-
-#: The demo-size config whose data, schedule and runtime a family's demo
-#: run borrows (its model is replaced by the family's).
-DEMO_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'hrnet_ocr', 'hmsa_ocrnet_hr-tiny_demo.py')
 
 
 @dataclass
@@ -301,6 +291,7 @@ class TrainingRun:
 
 
 def demo_training_run(model_cfg: dict,
+                      config: str,
                       data_root: str,
                       work_dir: str,
                       iters: int = 20,
@@ -311,11 +302,14 @@ def demo_training_run(model_cfg: dict,
     (``tools/make_demo_data.py``) with MMEngine's runner and validate it.
 
     Data pipeline, optimiser (AdamW), schedule shape and runtime are those
-    of :data:`DEMO_CONFIG`; only the model, the data root, the iterations
+    of ``config``; only the model, the data root, the iterations
     and the batch size change.
 
     Args:
         model_cfg (dict): The model (e.g. ``to_hmsa(tiny_stock_cfg(...))``).
+        config (str): A demo-size config (e.g. the repository's
+            ``configs/hrnet_ocr/hmsa_ocrnet_hr-tiny_demo.py``) whose data,
+            schedule and runtime the run borrows.
         data_root (str): Root of a Cityscapes-layout dataset.
         work_dir (str): Where logs and the checkpoint go.
         iters (int): Training iterations. Defaults to 20.
@@ -330,8 +324,8 @@ def demo_training_run(model_cfg: dict,
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from . import models  # noqa: F401  (registers the HMSA models)
-    cfg = Config.fromfile(DEMO_CONFIG)
+    import projects.hmsa  # noqa: F401  (registers the HMSA models)
+    cfg = Config.fromfile(config)
     model_cfg = copy.deepcopy(model_cfg)
     model_cfg['data_preprocessor'] = dict(
         model_cfg['data_preprocessor'], size=tuple(crop_size))

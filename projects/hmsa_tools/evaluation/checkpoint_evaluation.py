@@ -16,7 +16,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from ..datasets import DatasetError, check_dataloader, use_checked_loaders
+from projects.hmsa.datasets import DatasetError, use_checked_loaders
+
+from ..datasets import check_dataloader
 from .results_table import format_scales, to_records
 from .scale_evaluation import (
     build_multiscale_model,

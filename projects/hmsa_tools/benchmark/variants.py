@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, NamedTuple, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..models.fusion import scaled_size
+from projects.hmsa.models.fusion import scaled_size
 
 #: The attention branch types whose single pass the benchmark times.
 BRANCH_TYPES = ('bottleneck', 'separable', 'paper')
@@ -26,7 +26,8 @@ class BenchSettings:
     """Everything a benchmark run depends on besides the machine.
 
     Args:
-        trunk (str): A model of :data:`~projects.hmsa.stock.STOCK_MODELS`:
+        trunk (str): A model of
+            :data:`~projects.hmsa_tools.stock.STOCK_MODELS`:
             ``'mnv2'``, ``'r50'`` (MMSeg's DeepLabV3+ configs) or ``'hr48'``
             (its HRNetV2-W48 OCRNet).
         attention (str): Attention branch type of the HMSA model.
@@ -80,7 +81,7 @@ def model_configs(settings: BenchSettings) -> Dict[str, dict]:
 
     All come from MMSeg's own Cityscapes config of the trunk (BN instead of
     SyncBN, no pretrained weights); HMSA is its version by
-    :func:`~projects.hmsa.model_families.to_hmsa` (DeepLabV3+:
+    :func:`~projects.hmsa_tools.model_families.to_hmsa` (DeepLabV3+:
     ``HMSASepASPPHead``; OCRNet: ``HMSACascadeEncoderDecoder`` with the
     branch on the OCR head's classifier input).
 

@@ -20,9 +20,11 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
-from ..checkpoint.schemes import model_zoo_url
-from ..cli import ToolError, dataset_error_message, fail, is_dataset_error
-from ..datasets import check_dataloader, use_checked_loaders
+from projects.hmsa.checkpoint.schemes import model_zoo_url
+from projects.hmsa.datasets import use_checked_loaders
+
+from ..datasets import check_dataloader
+from ..errors import ToolError, dataset_error_message, fail, is_dataset_error
 from .hooks import InterruptHook
 
 

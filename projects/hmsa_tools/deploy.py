@@ -109,7 +109,7 @@ def publish_checkpoint(in_file: str, out_file: str) -> str:
     import os
     import os.path as osp
 
-    from .checkpoint import load_checkpoint_file
+    from projects.hmsa.checkpoint import load_checkpoint_file
     checkpoint = load_checkpoint_file(in_file, map_location='cpu')
     state_dict = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else None

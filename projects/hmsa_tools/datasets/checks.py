@@ -26,14 +26,12 @@ from mmengine.config import ConfigDict
 from mmseg.datasets import BaseSegDataset, CityscapesDataset
 from mmseg.registry import DATASETS
 
+from projects.hmsa.datasets import DatasetError
+
 __all__ = [
     'DatasetError', 'check_split', 'check_dataloader', 'leaf_datasets',
     'cityscapes_converter_hint'
 ]
-
-
-class DatasetError(Exception):
-    """Input data that cannot be used; the message names it and the fix."""
 
 
 def cityscapes_converter_hint(data_root: str) -> str:

@@ -24,10 +24,13 @@ from mmengine.logging import MMLogger
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
-from ..model_families import HMSA_SEGMENTOR_TYPES
-from ..models import HMSAEncoderDecoder, check_scales
-from ..models.fusion import resize_to
-from .category_metric import CityscapesCategoryMetric
+from projects.hmsa.evaluation import CityscapesCategoryMetric
+from projects.hmsa.models import (
+    HMSA_SEGMENTOR_TYPES,
+    HMSAEncoderDecoder,
+    check_scales,
+)
+from projects.hmsa.models.fusion import resize_to
 
 #: Decode heads and the architecture name shown in result tables.
 HEAD_NAMES = {

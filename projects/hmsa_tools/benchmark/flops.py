@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import check_scales
-from ..models.fusion import scaled_size
+from projects.hmsa.models import check_scales
+from projects.hmsa.models.fusion import scaled_size
 
 aten = torch.ops.aten
 

@@ -51,9 +51,11 @@ class Recipe:
     fusion: Optional[str] = 'attention'
 
 
-def demo_recipes(single_iters: int = 120,
+def demo_recipes(configs_dir: str,
+                 single_iters: int = 120,
                  attention_iters: int = 150) -> Dict[str, Recipe]:
-    """The recipes of the study on the demo configs (``configs/demo``).
+    """The recipes of the study on the demo configs in ``configs_dir``
+    (the repository's ``configs/demo``).
 
     ``attn-higher`` is ``hmsa_mnv2_attn-only_demo.py`` as it is (what
     ``make demo`` runs); ``attn-paper`` and ``explicit`` change its branch
@@ -62,10 +64,10 @@ def demo_recipes(single_iters: int = 120,
     weight with the paper's branch and pair (0.5, 1); ``single-continue``
     is their control (the fine-tune's schedule at one scale).
     """
-    attn = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_attn-only_demo.py')
-    finetune = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_finetune_demo.py')
-    scratch = osp.join(workflow.DEMO_CONFIGS, 'hmsa_mnv2_demo.py')
-    single = osp.join(workflow.DEMO_CONFIGS, 'mnv2_single-scale_demo.py')
+    attn = osp.join(configs_dir, 'hmsa_mnv2_attn-only_demo.py')
+    finetune = osp.join(configs_dir, 'hmsa_mnv2_finetune_demo.py')
+    scratch = osp.join(configs_dir, 'hmsa_mnv2_demo.py')
+    single = osp.join(configs_dir, 'mnv2_single-scale_demo.py')
     features = 'model.decode_head.attention_cfg.inputs=[features]'
     paper_schedule = ('optim_wrapper.optimizer.lr=0.005', )
     recipes = [
@@ -287,6 +289,7 @@ class StudySettings:
     Attributes:
         seeds (list[int]): Training seeds (``randomness.seed``).
         recipes (list[Recipe]): The recipes.
+        steps (workflow.Steps): Runs the tools.
         work_dir (str): Where every run, log and table goes.
         single_config (str): The single-scale model's config.
         single_iters (int, optional): Its iterations (None: the config's).
@@ -303,6 +306,7 @@ class StudySettings:
 
     seeds: List[int]
     recipes: List[Recipe]
+    steps: workflow.Steps
     work_dir: str
     single_config: str
     eval_config: str
@@ -344,10 +348,10 @@ def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
     if st.report_only:
         return None
     print(f'{label}: {what}', flush=True)
-    ckpt = workflow.train(config, run_dir, train_options,
+    ckpt = st.steps.train(config, run_dir, train_options,
                           log=osp.join(run_dir, 'train.log'))
     out = osp.dirname(results)
-    workflow.eval_scales(eval_config, ckpt, out, st.scales,
+    st.steps.eval_scales(eval_config, ckpt, out, st.scales,
                          [*st.options, *eval_options],
                          log=osp.join(out, 'eval.log'))
     _stamp(results, settings)

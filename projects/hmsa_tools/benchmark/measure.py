@@ -7,7 +7,7 @@ the median. On a GPU, CUDA events time each call.
 
 Peak memory of one call: on a GPU, ``torch.cuda.max_memory_allocated``
 above what was allocated before the call. On a CPU, each variant runs in a
-fresh Python process (``python -m projects.hmsa.benchmark``) that resets
+fresh Python process (``python -m projects.hmsa_tools.benchmark``) that resets
 the kernel's peak-RSS counter (``/proc/self/clear_refs``) and reports the
 peak resident memory (``VmHWM``) during the call above the resident memory
 just before it; glibc is told to return large freed blocks to the system at
@@ -166,7 +166,7 @@ def memory_in_subprocess(settings: BenchSettings,
     env['MALLOC_MMAP_THRESHOLD_'] = str(128 * 1024)
     env['MALLOC_TRIM_THRESHOLD_'] = str(128 * 1024)
     cmd = [
-        sys.executable, '-m', 'projects.hmsa.benchmark',
+        sys.executable, '-m', 'projects.hmsa_tools.benchmark',
         json.dumps(settings.to_dict()), name
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

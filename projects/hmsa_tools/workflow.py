@@ -9,34 +9,28 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from .cli import ToolError
-
-#: The repository root (``projects/hmsa`` lives two folders below it).
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
-DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
+from .errors import ToolError
 
 
 class StepFailed(ToolError):
     """A tool run by the workflow exited with an error."""
 
 
-def tool(name: str) -> str:
-    """Path of ``tools/<name>.py``."""
-    return osp.join(TOOLS, f'{name}.py')
 
 
 def shown(command: Sequence[str]) -> str:
     """A command as printed: paths inside the repository made relative."""
+    root = os.getcwd()
     return ' '.join(
-        osp.relpath(c, ROOT) if osp.isabs(c) and c.startswith(ROOT) else c
+        osp.relpath(c, root) if osp.isabs(c) and c.startswith(root) else c
         for c in command)
 
 
 def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
-    """Run one tool, from the repository root, and fail loudly.
+    """Run one tool and fail loudly.
 
     Args:
         command (Sequence[str]): The command line; ``python`` is this
@@ -56,12 +50,12 @@ def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
     # step can take ten times as long); waiting passively costs little.
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     if log is None:
-        result = subprocess.run(command, cwd=ROOT, env=env)
+        result = subprocess.run(command, env=env)
     else:
         os.makedirs(osp.dirname(osp.abspath(log)), exist_ok=True)
         with open(log, 'w') as f:
             result = subprocess.run(
-                command, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+                command, env=env, stdout=f, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         where = f' (output in {log})' if log else ''
         raise StepFailed(f'step failed (exit {result.returncode}): '
@@ -126,53 +120,70 @@ def add_data_arguments(parser) -> None:
         parser.add_argument(f'--{name}', type=int, default=default)
 
 
-def make_data(out: str,
-              num_train: int = 64,
-              num_val: int = 16,
-              height: int = 128,
-              width: int = 256,
-              seed: int = 0,
-              log: Optional[str] = None) -> None:
-    """Write the synthetic Cityscapes-layout data (``make_demo_data.py``)."""
-    run_step([
-        tool('make_demo_data'), '--out', out, '--num-train',
-        str(num_train), '--num-val',
-        str(num_val), '--height',
-        str(height), '--width',
-        str(width), '--seed',
-        str(seed)
-    ], log)
+@dataclass(frozen=True)
+class Steps:
+    """The workflow's steps, each a run of one of the tools in ``tools_dir``.
 
-
-def train(config: str,
-          work_dir: str,
-          options: Sequence[str] = (),
-          log: Optional[str] = None) -> str:
-    """Train with ``tools/train.py``; return the last checkpoint's path."""
-    command = [tool('train'), config, '--work-dir', work_dir]
-    if options:
-        command += ['--cfg-options', *options]
-    run_step(command, log)
-    return last_checkpoint(work_dir)
-
-
-def eval_scales(config: str,
-                checkpoint: str,
-                out_dir: str,
-                scales: Sequence[float] = (0.5, 1.0, 2.0),
-                options: Sequence[str] = (),
-                extra: Sequence[str] = (),
-                log: Optional[str] = None) -> str:
-    """Every scale and fusion rule with ``tools/eval_scales.py``.
-
-    Returns:
-        str: The path of the ``results.json`` written.
+    Args:
+        tools_dir (str): The repository's ``tools`` folder (a tool passes
+            its own folder).
     """
-    command = [
-        tool('eval_scales'), config, checkpoint, '--scales',
-        *[f'{s:g}' for s in scales], '--out-dir', out_dir, *extra
-    ]
-    if options:
-        command += ['--cfg-options', *options]
-    run_step(command, log)
-    return osp.join(out_dir, 'results.json')
+
+    tools_dir: str
+
+    def tool(self, name: str) -> str:
+        """Path of ``<tools_dir>/<name>.py``."""
+        return osp.join(self.tools_dir, f'{name}.py')
+
+    def make_data(self,
+                  out: str,
+                  num_train: int = 64,
+                  num_val: int = 16,
+                  height: int = 128,
+                  width: int = 256,
+                  seed: int = 0,
+                  log: Optional[str] = None) -> None:
+        """Write the synthetic Cityscapes-layout data
+        (``make_demo_data.py``)."""
+        run_step([
+            self.tool('make_demo_data'), '--out', out, '--num-train',
+            str(num_train), '--num-val',
+            str(num_val), '--height',
+            str(height), '--width',
+            str(width), '--seed',
+            str(seed)
+        ], log)
+
+    def train(self,
+              config: str,
+              work_dir: str,
+              options: Sequence[str] = (),
+              log: Optional[str] = None) -> str:
+        """Train with ``tools/train.py``; return the last checkpoint's path."""
+        command = [self.tool('train'), config, '--work-dir', work_dir]
+        if options:
+            command += ['--cfg-options', *options]
+        run_step(command, log)
+        return last_checkpoint(work_dir)
+
+    def eval_scales(self,
+                    config: str,
+                    checkpoint: str,
+                    out_dir: str,
+                    scales: Sequence[float] = (0.5, 1.0, 2.0),
+                    options: Sequence[str] = (),
+                    extra: Sequence[str] = (),
+                    log: Optional[str] = None) -> str:
+        """Every scale and fusion rule with ``tools/eval_scales.py``.
+
+        Returns:
+            str: The path of the ``results.json`` written.
+        """
+        command = [
+            self.tool('eval_scales'), config, checkpoint, '--scales',
+            *[f'{s:g}' for s in scales], '--out-dir', out_dir, *extra
+        ]
+        if options:
+            command += ['--cfg-options', *options]
+        run_step(command, log)
+        return osp.join(out_dir, 'results.json')
