@@ -21,10 +21,17 @@ from .hmsa_sep_aspp_head import HMSASepASPPHead
 from .mscale_v3plus_head import MscaleV3PlusHead
 from .settings import check_scales
 
+#: Segmentor type -> its HMSA version.
+HMSA_SEGMENTOR_TYPES = {
+    'EncoderDecoder': 'HMSAEncoderDecoder',
+    'CascadeEncoderDecoder': 'HMSACascadeEncoderDecoder',
+}
+
 __all__ = [
     'AttentionBranch', 'CascadeAttention', 'CascadeScaleOutput',
     'ClassifierInputAttention', 'FUSION_RULES', 'ScaleOutput',
     'explicit_fuse', 'fuse', 'hierarchical_fuse', 'max_fuse', 'mean_fuse',
     'HMSAASPPHead', 'HMSACascadeEncoderDecoder', 'HMSAEncoderDecoder',
-    'check_scales', 'HMSASepASPPHead', 'MscaleV3PlusHead'
+    'check_scales', 'HMSA_SEGMENTOR_TYPES', 'HMSASepASPPHead',
+    'MscaleV3PlusHead'
 ]
