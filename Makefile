@@ -16,5 +16,9 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check projects tools tests configs
 
+# Two pytest workers (pytest-xdist): each test runs one torch thread, so the
+# two cores of a small machine both work. HMSA_TEST_WORKERS changes it.
+HMSA_TEST_WORKERS ?= 2
+
 test: setup lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(HMSA_TEST_WORKERS) tests
