@@ -48,6 +48,25 @@ SINGLE_SCALE = {
 }
 
 
+def lazy(dataset_cfg: dict) -> dict:
+    """``lazy_init`` on a dataset config and inside its wrappers (Concat,
+    Repeat, ...): parse, read no files."""
+    dataset_cfg['lazy_init'] = True
+    for sub in dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]:
+        if isinstance(sub, dict):
+            lazy(sub)
+    return dataset_cfg
+
+
+def leaves(dataset) -> list:
+    """The datasets inside dataset wrappers."""
+    if hasattr(dataset, 'datasets'):
+        return [d for sub in dataset.datasets for d in leaves(sub)]
+    if hasattr(dataset, 'dataset'):
+        return leaves(dataset.dataset)
+    return [dataset]
+
+
 def load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, name))
 
@@ -124,11 +143,10 @@ def test_config_builds_model_and_datasets(name):
                 n.startswith(model.attention_prefix) for n in trainable)
     for split in ('train', 'val', 'test'):
         dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
-        dataset_cfg['lazy_init'] = True  # parse, read no files
-        dataset = DATASETS.build(dataset_cfg)
-        assert dataset.img_suffix == '_leftImg8bit.png'
-        assert dataset.seg_map_suffix == '_gtFine_labelTrainIds.png'
-        assert len(dataset.pipeline.transforms) >= 3
+        for dataset in leaves(DATASETS.build(lazy(dataset_cfg))):
+            assert dataset.img_suffix == '_leftImg8bit.png'
+            assert dataset.seg_map_suffix == '_gtFine_labelTrainIds.png'
+            assert len(dataset.pipeline.transforms) >= 3
 
 
 @pytest.mark.parametrize('name', sorted(MAIN))
