@@ -21,7 +21,12 @@ from projects.hmsa.models import (
     max_fuse,
     mean_fuse,
 )
-from projects.hmsa.models.fusion import resize_output, resize_to, scaled_size
+from projects.hmsa.models.fusion import (
+    fuse_with_attention,
+    resize_output,
+    resize_to,
+    scaled_size,
+)
 
 C = 3
 
@@ -285,3 +290,20 @@ def test_image_grid_fusion_is_the_chain_on_upsampled_maps():
         1 - a_lo) * (a_one * constant([4., 5., 6.], size=(24, 32)) +
                      (1 - a_one) * constant([7., 8., 9.], size=(24, 32)))
     torch.testing.assert_close(got, expected)
+
+
+def test_fuse_with_attention_returns_what_each_scale_was_fused_with(rng):
+    outputs = {
+        0.5: random_output((5, 8), rng),
+        1.0: random_output((10, 16), rng),
+        2.0: random_output((20, 32), rng)
+    }
+    fused, used = fuse_with_attention(outputs, 'attention')
+    torch.testing.assert_close(fused, hierarchical_fuse(outputs))
+    assert set(used) == {0.5, 1.0}  # the highest scale's is never used
+    assert all(used[s] is outputs[s].attention for s in used)
+    fused, used = fuse_with_attention(outputs, 'explicit')
+    torch.testing.assert_close(fused, explicit_fuse(outputs))
+    assert set(used) == {0.5, 1.0, 2.0}
+    with pytest.raises(ValueError, match='uses no attention'):
+        fuse_with_attention(outputs, 'mean')

@@ -237,6 +237,28 @@ def fuse(outputs: Dict[float, ScaleOutput],
                      f'{", ".join(FUSION_RULES)}')
 
 
+def fuse_with_attention(
+        outputs: Dict[float, ScaleOutput],
+        rule: str,
+        align_corners: bool = False,
+        attend: Optional[AttendFn] = None
+) -> Tuple[Tensor, Dict[float, Tensor]]:
+    """Fuse with ``'attention'`` or ``'explicit'`` and also return the
+    attention each scale was fused with (``{scale: a_s}``, every scale but
+    the highest for ``'attention'``, every scale for ``'explicit'``), so
+    other logits (a cascade's earlier stages) can be fused with the same.
+    """
+    if rule == 'attention':
+        return hierarchical_chain(outputs, align_corners, attend)
+    if rule == 'explicit':
+        return explicit_fuse(outputs, align_corners), {
+            s: o.attention
+            for s, o in outputs.items()
+        }
+    raise ValueError(f'{rule!r} fusion uses no attention; expected '
+                     '"attention" or "explicit"')
+
+
 def _check_has_unit_scale(outputs: Dict[float, ScaleOutput]) -> None:
     if 1.0 not in outputs:
         raise ValueError('fusion needs the 1.0 scale among the outputs, got '
