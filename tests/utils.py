@@ -252,8 +252,8 @@ def write_checkpoint(path: Path, model_cfg: dict,
         for scale in (0.5, 1.0, 2.0):
             x = F.interpolate(batch, scale_factor=scale, mode='bilinear')
             model.decode_head(model.extract_feat(x))
-            if hasattr(model.decode_head, 'forward_scale'):
-                model.decode_head.forward_scale(model.extract_feat(x))
+            if hasattr(model, 'forward_scale'):  # and the attention branch
+                model.forward_scale(x)
         for name, param in model.named_parameters():
             if 'conv_attn' in name:
                 param.normal_(0, 1) if name.endswith('weight') else \

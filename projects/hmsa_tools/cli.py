@@ -108,9 +108,7 @@ def add_fusion(parser: argparse.ArgumentParser) -> None:
 
 def check_scales(scales: Sequence[float], what: str = '--scales') -> list:
     """The model's own scale check, reported as a :class:`ToolError`."""
-    from projects.hmsa.models.hmsa_encoder_decoder import (
-        check_scales as model_check,
-    )
+    from projects.hmsa.models.settings import check_scales as model_check
     try:
         return model_check(scales, what)
     except ValueError as exc:

@@ -105,9 +105,7 @@ def test_rows_equal_the_models_own_predictions(tiny):
         with torch.no_grad():
             own = model.test_step(batch)
             data = model.data_preprocessor(batch, False)
-            model.test_cfg.scales = scales
             rows = predict_rows(model, data['inputs'], data['data_samples'],
                                 specs)
-            model.test_cfg.scales = [1.0]
         single = {spec.name: p[0] for spec, p in rows.items()}['single@1']
         assert torch.equal(single, own[0].pred_sem_seg.data)

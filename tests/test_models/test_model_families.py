@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
+from projects.hmsa.models.attention_branch import read_features
 from projects.hmsa_tools.model_families import (
     FAMILIES,
     check_transfer,
@@ -67,22 +68,31 @@ def test_two_scale_training_step_and_inference(name):
     assert out[0].seg_logits.data.shape == (19, 64, 96)
 
 
-def test_generic_branch_reads_the_classifier_input():
+def test_generic_branch_reads_the_classifier_input(monkeypatch):
     model = build(to_hmsa(tiny_stock_cfg('PSPNet'))).eval()
-    head = model.scale_head
-    feats = model.extract_feat(images())
+    head = model.decode_head
+    x = images()
     with torch.no_grad():
-        read, logits = head.decode(feats)
-        stock = model.decode_head.forward(feats)
-    assert read.shape[1] == model.decode_head.conv_seg.in_channels
-    torch.testing.assert_close(model.decode_head.conv_seg(read), logits)
-    torch.testing.assert_close(logits, stock)
-    # the head's own method is back once the pass is over
-    assert 'cls_seg' not in vars(model.decode_head)
-    with pytest.raises(RuntimeError, match='called cls_seg 2 times'):
-        head.classify(lambda f: model.decode_head.cls_seg(f) * 2 +
-                      model.decode_head.cls_seg(f), read)
-    assert 'cls_seg' not in vars(model.decode_head)
+        out = model.forward_scale(x)
+        feats = model.extract_feat(x)
+        with read_features(head) as read:
+            stock = head.forward(feats)
+    # what cls_seg is called with, before its dropout
+    assert head.attention.reads == 'dropout'
+    assert len(read) == 1
+    assert read[0].shape[1] == head.conv_seg.in_channels
+    torch.testing.assert_close(head.conv_seg(read[0]), stock)
+    torch.testing.assert_close(out.logits, stock)
+    torch.testing.assert_close(out.attention, head.attention(read[0]))
+    # the hook is gone once the pass is over
+    assert not head.dropout._forward_pre_hooks
+    # a head that classifies twice in one pass has no single input to read
+    monkeypatch.setattr(head, 'forward',
+                        lambda f: head.cls_seg(read[0]) + head.cls_seg(
+                            read[0]))
+    with pytest.raises(RuntimeError, match='ran dropout 2 times'):
+        model.forward_scale(x)
+    assert not head.dropout._forward_pre_hooks
 
 
 def test_generic_attention_only_freezes_all_but_the_branch():

@@ -1,6 +1,5 @@
-"""HMSA models: the segmentor, the decode heads and the fusion rules."""
-from .attention_branch import AttentionBranch
-from .classifier_input_attention import ClassifierInputAttention
+"""HMSA models: the segmentors, the decode heads and the fusion rules."""
+from .attention_branch import AttentionBranch, add_attention_branch
 from .fusion import (
                      FUSION_RULES,
                      ScaleOutput,
@@ -12,9 +11,8 @@ from .fusion import (
 )
 from .hmsa_aspp_head import HMSAASPPHead
 from .hmsa_cascade_encoder_decoder import (
-                                           CascadeAttention,
-                                           CascadeScaleOutput,
-                                           HMSACascadeEncoderDecoder,
+                     CascadeScaleOutput,
+                     HMSACascadeEncoderDecoder,
 )
 from .hmsa_encoder_decoder import HMSAEncoderDecoder
 from .hmsa_sep_aspp_head import HMSASepASPPHead
@@ -28,10 +26,9 @@ HMSA_SEGMENTOR_TYPES = {
 }
 
 __all__ = [
-    'AttentionBranch', 'CascadeAttention', 'CascadeScaleOutput',
-    'ClassifierInputAttention', 'FUSION_RULES', 'ScaleOutput',
-    'explicit_fuse', 'fuse', 'hierarchical_fuse', 'max_fuse', 'mean_fuse',
-    'HMSAASPPHead', 'HMSACascadeEncoderDecoder', 'HMSAEncoderDecoder',
-    'check_scales', 'HMSA_SEGMENTOR_TYPES', 'HMSASepASPPHead',
-    'MscaleV3PlusHead'
+    'AttentionBranch', 'add_attention_branch', 'CascadeScaleOutput',
+    'FUSION_RULES', 'ScaleOutput', 'explicit_fuse', 'fuse',
+    'hierarchical_fuse', 'max_fuse', 'mean_fuse', 'HMSAASPPHead',
+    'HMSACascadeEncoderDecoder', 'HMSAEncoderDecoder', 'check_scales',
+    'HMSA_SEGMENTOR_TYPES', 'HMSASepASPPHead', 'MscaleV3PlusHead'
 ]

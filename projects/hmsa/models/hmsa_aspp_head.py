@@ -1,16 +1,13 @@
 """DeepLabV3 (ASPP) head with the HMSA attention branch."""
-from typing import List, Tuple
-
 from mmseg.models.decode_heads import ASPPHead
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
-from torch import Tensor
 
-from .attention_head_mixin import AttentionHeadMixin
+from .attention_branch import add_attention_branch
 
 
 @MODELS.register_module()
-class HMSAASPPHead(AttentionHeadMixin, ASPPHead):
+class HMSAASPPHead(ASPPHead):
     """DeepLabV3 (``ASPPHead``) plus an attention branch.
 
     The attention reads the ASPP bottleneck's output, the classifier's own
@@ -28,9 +25,4 @@ class HMSAASPPHead(AttentionHeadMixin, ASPPHead):
                      type='bottleneck', channels=64),
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self._init_attention(self.channels, attention_cfg)
-
-    def decode(self, inputs: List[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Return (ASPP bottleneck features, class logits)."""
-        feats = self._forward_feature(inputs)
-        return feats, self.cls_seg(feats)
+        add_attention_branch(self, attention_cfg)

@@ -1,5 +1,5 @@
 """The DeepLabV3+ decoder of NVIDIA's multi-scale attention model."""
-from typing import List, Tuple
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -10,11 +10,11 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
 from torch import Tensor
 
-from .attention_head_mixin import AttentionHeadMixin
+from .attention_branch import add_attention_branch
 
 
 @MODELS.register_module()
-class MscaleV3PlusHead(AttentionHeadMixin, ASPPHead):
+class MscaleV3PlusHead(ASPPHead):
     """DeepLabV3+ as NVIDIA/semantic-segmentation builds it, with the
     attention branch (their ``MscaleV3Plus`` decoder, network/mscale.py).
 
@@ -23,9 +23,9 @@ class MscaleV3PlusHead(AttentionHeadMixin, ASPPHead):
     dilated branches, as MMSeg's ``ASPPHead`` orders them) and the
     low-level features are projected by plain 1x1 convolutions without
     normalisation or activation, and two 3x3 conv-BN-ReLU blocks precede
-    the classifier. The attention branch reads the concatenated
-    projections (``channels + c1_channels``), as the classifier's blocks
-    do.
+    the classifier (``fuse_convs``). The attention branch reads the
+    concatenated projections (``channels + c1_channels``), the input of
+    ``fuse_convs``.
 
     Args:
         c1_in_channels (int): Channels of the low-level (stride 4)
@@ -65,10 +65,10 @@ class MscaleV3PlusHead(AttentionHeadMixin, ASPPHead):
                 norm_cfg=self.norm_cfg,
                 act_cfg=self.act_cfg) for cin in (fused, self.channels)
         ])
-        self._init_attention(fused, attention_cfg)
+        add_attention_branch(self, attention_cfg, fused, reads='fuse_convs')
 
-    def decode(self, inputs: List[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Return (concatenated low-level and ASPP projections, logits)."""
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        """Class logits."""
         aspp = self.bottleneck(
             torch.cat(self._aspp_outputs(self._transform_inputs(inputs)),
                       dim=1))
@@ -78,8 +78,7 @@ class MscaleV3PlusHead(AttentionHeadMixin, ASPPHead):
             size=fine.shape[2:],
             mode='bilinear',
             align_corners=self.align_corners)
-        feats = torch.cat([fine, aspp], dim=1)
-        return feats, self.cls_seg(self.fuse_convs(feats))
+        return self.cls_seg(self.fuse_convs(torch.cat([fine, aspp], dim=1)))
 
     def _aspp_outputs(self, x: Tensor) -> List[Tensor]:
         pooled = resize(

@@ -1,9 +1,65 @@
-"""The checked settings of the HMSA segmentor: scale lists, ``train_cfg``
-and ``test_cfg``.
+"""The settings of the HMSA segmentors: what ``train_cfg`` and ``test_cfg``
+accept, checked when the model is built.
 
-Each function completes a config with its defaults and refuses a bad value
-with a message that names the key, so a wrong setting fails when the model
-is built rather than in the middle of a run.
+This is the one place the options are documented.
+
+``train_cfg`` (:func:`train_settings`):
+
+- ``lo_scale`` (float, 0.5): the lower training scale, in (0, 1); one pair
+  ``[lo_scale, 1.0]`` is trained.
+- ``scale_pairs`` (list of lists, optional): instead of ``lo_scale``, the
+  groups of scales fused in a step, each holding 1.0: ``[[0.5, 1.0],
+  [1.0, 2.0]]``, or the chain ``[[0.5, 1.0, 2.0]]``, fused as inference
+  chains it. A pair above 1.0 trains the attention of 1.0 against 2.0,
+  which inference over 0.5, 1, 2 uses. Given with a ``lo_scale`` that
+  says otherwise, an error.
+- ``pair_sampling`` (str, ``'all'``): ``'all'`` fuses every entry of
+  ``scale_pairs`` in each step and weighs each fused loss by one over their
+  number; ``'random'`` draws one entry per step.
+- ``fusion`` (str, ``'attention'``): how an entry is fused: the
+  hierarchical ``'attention'`` rule, or ``'explicit'``, the explicit
+  attention of Chen et al. (2016): a softmax over the entry's scales (e.g.
+  ``scale_pairs=[[0.5, 1.0, 2.0]]``; test with ``fusion='explicit'`` over
+  the same scales).
+- ``scale_loss_weight`` (float or [float, float], 0.05): weight of the
+  supervised loss on each scale's own logits (``[w_lo, w_1]`` for one each,
+  with a single pair); 0 switches it off.
+- ``attention_only`` (bool, False): train only the attention branch; the
+  rest (auxiliary heads too) is frozen in eval mode, BatchNorm statistics
+  included, and runs without autograd.
+
+Training rescales and fuses as inference does (``test_cfg``'s
+``scale_rounding`` and ``fusion_grid``).
+
+``test_cfg`` (:func:`test_settings`), besides MMSeg's ``mode``
+(``'whole'`` or ``'slide'``), ``crop_size`` and ``stride``:
+
+- ``scales`` (list[float], [1.0]): inference scales; must hold 1.0.
+- ``fusion`` (str, optional): ``'attention'`` (the hierarchical chain),
+  ``'explicit'``, ``'mean'`` or ``'max'``. Defaults to ``'attention'`` for
+  a model with an attention branch, else ``'mean'``.
+- ``flip`` (bool, False): also run on the horizontally flipped image and
+  average each scale's logits and attention before fusing.
+- ``return_scales`` (bool, False): put each scale's logits, prediction and
+  attention on the output data samples as ``scale_outputs``.
+- ``fusion_grid`` (str, ``'feature'``): where the scales are fused.
+  ``'feature'`` fuses each scale's logits and attention on the decode
+  head's output grid (stride 4 for DeepLabV3+) and resizes only the fused
+  logits to the image. ``'image'`` first resizes each scale's logits and
+  attention to that scale's input size, then fuses, as NVIDIA's
+  ``nscale_forward`` does: the per-scale maps are ``stride**2`` times
+  larger (16x at stride 4; at scale 2 of a 1024x2048 image one 19-class
+  map is 0.64 GB in float32). Slide inference already accumulates each
+  scale on its input's pixel grid, so the option only changes whole
+  inference.
+- ``scale_rounding`` (str, ``'round'``): how a scaled image's size is
+  rounded to whole pixels; ``'floor'`` is ``F.interpolate(scale_factor=s,
+  recompute_scale_factor=True)``'s, NVIDIA's. ``fusion_grid='image'`` with
+  ``scale_rounding='floor'`` is NVIDIA's inference exactly.
+
+Tools that evaluate other scales or rules pass them as arguments
+(``predict``/``inference``/``forward_scales`` of the segmentor) rather than
+changing ``test_cfg``.
 """
 import math
 from numbers import Real
@@ -14,6 +70,17 @@ from mmengine.config import ConfigDict
 from .fusion import FUSION_GRIDS, FUSION_RULES, SIZE_ROUNDINGS
 
 Scales = Tuple[float, ...]
+
+#: Keys of earlier releases -> what replaced them.
+RENAMED = {
+    'train_cfg.explicit_scales':
+    'train_cfg.scale_pairs (e.g. scale_pairs=[[0.5, 1.0, 2.0]] with '
+    'fusion="explicit")',
+    'train_cfg.fusion_grid': 'test_cfg.fusion_grid (training fuses as '
+    'inference does)',
+    'train_cfg.scale_rounding': 'test_cfg.scale_rounding (training '
+    'rescales as inference does)',
+}
 
 
 def as_scale(value, what: str) -> float:
@@ -52,11 +119,57 @@ def check_scales(scales, what: str = 'test_cfg.scales') -> Scales:
     return tuple(sorted(values))
 
 
+def check_choice(value, choices: Sequence[str], what: str) -> None:
+    """Refuse ``value`` unless it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f'{what} must be one of '
+                         f'{", ".join(repr(c) for c in choices)}, '
+                         f'got {value!r}')
+
+
+def check_fusion(fusion: str, num_scales: int, branch, head: str,
+                 what: str) -> None:
+    """Refuse a fusion rule that a model cannot run.
+
+    Args:
+        fusion (str): The rule.
+        num_scales (int): How many scales it fuses.
+        branch (AttentionBranch, optional): The model's attention branch.
+        head (str): The decode head's name, for messages.
+        what (str): The setting's name, for messages.
+    """
+    check_choice(fusion, FUSION_RULES, what)
+    if fusion in ('attention', 'explicit') and num_scales > 1 \
+            and branch is None:
+        raise ValueError(
+            f'{what}="{fusion}" needs a decode head with an attention '
+            f'branch; {head} has none (use fusion "mean" or "max", or give '
+            'the segmentor an attention_cfg)')
+    if fusion == 'explicit' and branch is not None and branch.reads_higher:
+        raise ValueError(
+            f'{what}="explicit" needs an attention score per scale; this '
+            'branch reads the higher scales\' prediction '
+            '(attention_cfg.inputs holds "higher"): use "attention"')
+
+
+def _refuse_renamed(cfg: ConfigDict, key: str) -> None:
+    for old, new in RENAMED.items():
+        section, name = old.split('.')
+        if section == key and name in cfg:
+            raise ValueError(f'{old} is no longer an option; use {new}')
+
+
 def _scale_pairs(cfg: ConfigDict) -> Tuple[Scales, ...]:
     """The training pairs (or chains) as sorted tuples holding 1.0."""
-    pairs = cfg.scale_pairs
+    pairs, lo = cfg.scale_pairs, cfg.lo_scale
     if pairs is None:
-        return ((cfg.lo_scale, 1.0), )
+        if lo is None:
+            raise ValueError('train_cfg needs lo_scale or scale_pairs')
+        lo = as_scale(lo, 'train_cfg.lo_scale')
+        if lo >= 1.0:
+            raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is '
+                             f'the scale fused into 1.0, got {lo}')
+        return ((lo, 1.0), )
     if not _is_list(pairs) or len(pairs) == 0:
         raise ValueError('train_cfg.scale_pairs must be a non-empty list of '
                          f'[lo, hi] pairs, got {pairs!r}')
@@ -75,6 +188,11 @@ def _scale_pairs(cfg: ConfigDict) -> Tuple[Scales, ...]:
             ) from None
     if len(set(checked)) != len(checked):
         raise ValueError(f'train_cfg.scale_pairs repeats a pair: {pairs}')
+    if lo is not None and tuple(checked) != ((float(lo), 1.0), ):
+        raise ValueError(
+            f'train_cfg.lo_scale={lo} and train_cfg.scale_pairs={pairs} '
+            'both set the training scales; give one (lo_scale=None, or '
+            f'scale_pairs=[[{lo}, 1.0]])')
     return tuple(checked)
 
 
@@ -92,58 +210,30 @@ def _scale_loss_weights(weight) -> Tuple[float, float]:
     return weights
 
 
-def _check_choice(value, choices: Sequence[str], what: str) -> None:
-    if value not in choices:
-        raise ValueError(f'{what} must be one of '
-                         f'{", ".join(repr(c) for c in choices)}, '
-                         f'got {value!r}')
-
-
-def _check_grid_and_rounding(cfg: ConfigDict, key: str,
-                             optional: bool) -> None:
-    """Check ``fusion_grid`` and ``scale_rounding`` of ``cfg`` (named
-    ``key`` in messages); None is allowed when ``optional``."""
-    for name, choices in (('fusion_grid', FUSION_GRIDS),
-                          ('scale_rounding', SIZE_ROUNDINGS)):
-        if not (optional and cfg[name] is None):
-            _check_choice(cfg[name], choices, f'{key}.{name}')
-
-
 def train_settings(train_cfg) -> ConfigDict:
-    """``train_cfg`` with its defaults, checked.
+    """``train_cfg`` with its defaults, checked (see the table above).
 
-    The result also holds the derived ``pairs`` (sorted scale tuples),
-    ``explicit_scales`` (sorted) and ``loss_weights`` (``(w_lo, w_1)``).
-    ``fusion_grid`` and ``scale_rounding`` stay None unless given: training
-    then uses ``test_cfg``'s.
+    The result also holds the derived ``pairs`` (sorted scale tuples) and
+    ``loss_weights`` (``(w_lo, w_1)``).
     """
     cfg = ConfigDict(train_cfg or {})
-    cfg.setdefault('lo_scale', 0.5)
+    _refuse_renamed(cfg, 'train_cfg')
+    if cfg.get('fusion') == 'hierarchical':
+        raise ValueError('train_cfg.fusion="hierarchical" is now called '
+                         '"attention", as in test_cfg.fusion')
+    cfg.setdefault('lo_scale',
+                   0.5 if cfg.get('scale_pairs') is None else None)
     cfg.setdefault('scale_pairs', None)
     cfg.setdefault('pair_sampling', 'all')
-    cfg.setdefault('fusion', 'hierarchical')
-    cfg.setdefault('explicit_scales', [0.5, 1.0, 2.0])
+    cfg.setdefault('fusion', 'attention')
     cfg.setdefault('scale_loss_weight', 0.05)
     cfg.setdefault('attention_only', False)
-    cfg.setdefault('fusion_grid', None)
-    cfg.setdefault('scale_rounding', None)
-    _check_grid_and_rounding(cfg, 'train_cfg', optional=True)
-    cfg.lo_scale = as_scale(cfg.lo_scale, 'train_cfg.lo_scale')
-    if cfg.lo_scale >= 1.0:
-        raise ValueError('train_cfg.lo_scale must lie in (0, 1): it is the '
-                         f'scale fused into 1.0, got {cfg.lo_scale}')
-    if cfg.fusion not in ('hierarchical', 'explicit'):
-        raise ValueError('train_cfg.fusion must be "hierarchical" or '
-                         f'"explicit", got {cfg.fusion!r}')
-    if cfg.pair_sampling not in ('all', 'random'):
-        raise ValueError('train_cfg.pair_sampling must be "all" or '
-                         f'"random", got {cfg.pair_sampling!r}')
+    check_choice(cfg.fusion, ('attention', 'explicit'), 'train_cfg.fusion')
+    check_choice(cfg.pair_sampling, ('all', 'random'),
+                 'train_cfg.pair_sampling')
     cfg.pairs = _scale_pairs(cfg)
-    cfg.explicit_scales = check_scales(cfg.explicit_scales,
-                                       'train_cfg.explicit_scales')
     cfg.loss_weights = _scale_loss_weights(cfg.scale_loss_weight)
-    several = cfg.fusion == 'explicit' or len(cfg.pairs) > 1 \
-        or len(cfg.pairs[0]) > 2
+    several = len(cfg.pairs) > 1 or len(cfg.pairs[0]) > 2
     if cfg.loss_weights[0] != cfg.loss_weights[1] and several:
         raise ValueError(
             'train_cfg.scale_loss_weight as a pair [w_lo, w_1] needs a '
@@ -152,24 +242,47 @@ def train_settings(train_cfg) -> ConfigDict:
 
 
 def test_settings(test_cfg) -> ConfigDict:
-    """``test_cfg`` with its defaults, checked (``scales`` sorted)."""
+    """``test_cfg`` with its defaults, checked (see the table above).
+
+    ``fusion`` stays None unless given: the segmentor picks its default.
+    """
     cfg = ConfigDict(test_cfg or {})
     cfg.setdefault('mode', 'whole')
     cfg.setdefault('scales', [1.0])
-    cfg.setdefault('fusion', 'attention')
+    cfg.setdefault('fusion', None)
     cfg.setdefault('flip', False)
     cfg.setdefault('return_scales', False)
     cfg.setdefault('fusion_grid', 'feature')
     cfg.setdefault('scale_rounding', 'round')
     check_scales(cfg.scales)
-    _check_grid_and_rounding(cfg, 'test_cfg', optional=False)
-    if cfg.fusion not in FUSION_RULES:
-        raise ValueError(f'test_cfg.fusion must be one of '
-                         f'{", ".join(FUSION_RULES)}, got {cfg.fusion!r}')
-    if cfg.mode not in ('whole', 'slide'):
-        raise ValueError(
-            f'test_cfg.mode must be "whole" or "slide", got {cfg.mode!r}')
+    if cfg.fusion is not None:
+        check_choice(cfg.fusion, FUSION_RULES, 'test_cfg.fusion')
+    check_choice(cfg.fusion_grid, FUSION_GRIDS, 'test_cfg.fusion_grid')
+    check_choice(cfg.scale_rounding, SIZE_ROUNDINGS,
+                 'test_cfg.scale_rounding')
+    check_choice(cfg.mode, ('whole', 'slide'), 'test_cfg.mode')
     if cfg.mode == 'slide' and ('crop_size' not in cfg or 'stride' not in cfg):
         raise ValueError('test_cfg.mode="slide" needs test_cfg.crop_size '
                          'and test_cfg.stride')
     return cfg
+
+
+def model_settings(train_cfg, test_cfg, branch,
+                   head: str) -> Tuple[ConfigDict, ConfigDict]:
+    """:func:`train_settings` and :func:`test_settings` checked against a
+    model: its attention branch (None without one) and its decode head's
+    name (for messages). ``test_cfg.fusion`` defaults to ``'attention'``
+    with a branch, else ``'mean'``."""
+    train_cfg, test_cfg = train_settings(train_cfg), test_settings(test_cfg)
+    if test_cfg.fusion is None:
+        test_cfg.fusion = 'mean' if branch is None else 'attention'
+    check_fusion(test_cfg.fusion, len(test_cfg.scales), branch, head,
+                 'test_cfg.fusion')
+    # training refuses a model without a branch; it may still be tested
+    check_fusion(train_cfg.fusion, 1, branch, head, 'train_cfg.fusion')
+    if train_cfg.attention_only and branch is None:
+        raise ValueError(
+            'train_cfg.attention_only=True needs a decode head with an '
+            f'attention branch; {head} has none (give the segmentor an '
+            'attention_cfg, or use an HMSA head)')
+    return train_cfg, test_cfg

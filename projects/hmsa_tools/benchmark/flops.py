@@ -124,7 +124,7 @@ def complexity(model: nn.Module, size: Sequence[int],
         windows' overlap, with ``flip`` the flipped passes), ``mode`` and
         ``flip``.
     """
-    branch = model.scale_head.attention if model.with_attention else None
+    branch = model.attention_branch
     params = dict(
         attention=_numel(branch),
         inference=_numel(model.backbone) + _numel(model.decode_head) +
@@ -134,7 +134,6 @@ def complexity(model: nn.Module, size: Sequence[int],
     scales = check_scales(model.test_cfg.scales)
     model = model.to(device).eval()
     x = torch.zeros(1, 3, *size, device=device)
-    head = model.scale_head
     rows: List[dict] = []
     read = set(scales[:-1]) if branch is not None else set()
     for scale in scales:
@@ -142,10 +141,7 @@ def complexity(model: nn.Module, size: Sequence[int],
         network = count_flops(model.single_scale_forward, x_s)
         attention = None
         if scale in read:
-            with torch.no_grad():
-                feats = model.extract_feat(x_s)
-            attention = count_flops(head.forward_scale, feats) - \
-                count_flops(model._decode_logits, feats)
+            attention = count_flops(model.forward_scale, x_s) - network
         rows.append(
             dict(scale=scale, size=tuple(x_s.shape[-2:]), network=network,
                  attention=attention))

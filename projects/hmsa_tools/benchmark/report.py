@@ -192,7 +192,7 @@ def run_benchmark(settings: BenchSettings,
                 settings, variant_names(settings, memory=True), bench, log)
         branch_parameters = {
             kind: sum(p.numel() for p in bench.model(
-                f'hmsa_{kind}_eval').scale_head.attention.parameters())
+                f'hmsa_{kind}_eval').attention_branch.parameters())
             for kind in BRANCH_TYPES
         }
     medians = {k: statistics.median(v) for k, v in times.items()}

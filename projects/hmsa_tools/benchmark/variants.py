@@ -114,12 +114,11 @@ def model_configs(settings: BenchSettings) -> Dict[str, dict]:
     cfgs['attention_only'] = copy.deepcopy(hmsa)
     cfgs['attention_only']['train_cfg']['attention_only'] = True
     cfgs['attention_pairs'] = copy.deepcopy(cfgs['attention_only'])
-    cfgs['attention_pairs']['train_cfg']['scale_pairs'] = [
-        [settings.lo_scale, 1.0], [1.0, 2.0]
-    ]
+    cfgs['attention_pairs']['train_cfg'].update(
+        lo_scale=None, scale_pairs=[[settings.lo_scale, 1.0], [1.0, 2.0]])
     cfgs['explicit'] = copy.deepcopy(hmsa)
     cfgs['explicit']['train_cfg'] = dict(
-        fusion='explicit', explicit_scales=[0.5, 1.0, 2.0])
+        fusion='explicit', scale_pairs=[[0.5, 1.0, 2.0]])
     for kind in BRANCH_TYPES:
         cfgs[f'hmsa_{kind}'] = with_branch(kind)
     if settings.frame_size is not None:
@@ -374,7 +373,7 @@ def _one_pass(bench: Bench, key: str) -> Callable[[], None]:
     x = model.data_preprocessor(bench.test_batch(), False)['inputs']
     if key == 'stock_eval':
         return lambda: model._forward(x)  # backbone and decode heads
-    return lambda: model.scale_head.forward_scale(model.extract_feat(x))
+    return lambda: model.forward_scale(x)
 
 
 @register_variant('stock model, one pass at 1.0')

@@ -189,9 +189,9 @@ def build_multiscale_model(model_cfg: dict,
         return_scales (bool): Whether predictions carry per-scale outputs.
         device (str): Where the model runs.
         fusion (str, optional): ``test_cfg.fusion``, checked by the model
-            when it is built; None: ``attention`` if the head has an
-            attention branch, else ``mean``. Defaults to ``mean`` (every
-            head supports it).
+            when it is built; None: the model's default (``attention`` if
+            the head has an attention branch, else ``mean``). Defaults to
+            ``mean`` (every head supports it).
 
     Returns:
         tuple: The model, in eval mode on ``device``, and the loaded
@@ -200,14 +200,12 @@ def build_multiscale_model(model_cfg: dict,
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     cfg = as_multiscale_model_cfg(model_cfg)
-    cfg.test_cfg = dict(cfg.get('test_cfg') or {})
-    cfg.test_cfg.update(
+    cfg.test_cfg = dict(
+        cfg.get('test_cfg') or {},
         scales=list(scales),
-        fusion=fusion or 'mean',
+        fusion=fusion,
         return_scales=return_scales)
     model = MODELS.build(cfg)
-    if fusion is None and model.with_attention:
-        model.test_cfg.fusion = 'attention'
     loaded = load_checkpoint(model, checkpoint, map_location='cpu')
     return model.to(device).eval(), loaded
 
@@ -265,8 +263,7 @@ def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,
     """Predictions of every row for one batch, from one pass per scale.
 
     Args:
-        model (HMSAEncoderDecoder): The segmentor, in eval mode, with
-            ``test_cfg.scales`` holding every scale the rows use.
+        model (HMSAEncoderDecoder): The segmentor, in eval mode.
         inputs (Tensor): Preprocessed images (N, 3, H, W).
         data_samples (list[SegDataSample]): Their data samples (metainfo).
         specs (Sequence[RowSpec]): The rows to predict.
@@ -278,7 +275,8 @@ def predict_rows(model: HMSAEncoderDecoder, inputs: Tensor,
     """
     metas = [s.metainfo for s in data_samples]
     # one pass per scale; every row is fused from the same outputs
-    outputs = model.forward_scales(inputs)
+    outputs = model.forward_scales(
+        inputs, sorted({s for spec in specs for s in spec.scales}))
     size = model.output_size(inputs, metas)
     align = model.align_corners
 
@@ -338,9 +336,6 @@ def evaluate_rows(model: HMSAEncoderDecoder,
 
     Returns:
         list[RowResult]: One result per row, in ``specs`` order.
-
-    ``model.test_cfg`` ``scales`` and ``fusion`` are set for the pass and
-    restored afterwards.
     """
     specs = list(specs)
     metric_cfg = dict(metric_cfg or {})
@@ -352,30 +347,22 @@ def evaluate_rows(model: HMSAEncoderDecoder,
         metric = CityscapesCategoryMetric(**metric_cfg)
         metric.dataset_meta = dataset_meta
         metrics[spec] = metric
-    saved = {k: model.test_cfg.get(k) for k in ('scales', 'fusion')}
-    # Every scale any row needs, in one pass; the fusion setting only has
-    # to be valid for this head (each row applies its own rule).
-    model.test_cfg.scales = sorted({s for spec in specs for s in spec.scales})
-    model.test_cfg.fusion = 'attention' if model.with_attention else 'mean'
     model.eval()
-    try:
-        with torch.no_grad():
-            for batch in dataloader:
-                data = model.data_preprocessor(batch, False)
-                samples = data['data_samples']
-                preds = predict_rows(model, data['inputs'], samples, specs)
-                for spec, pred in preds.items():
-                    metrics[spec].process(batch, [
-                        dict(
-                            pred_sem_seg=dict(data=p),
-                            gt_sem_seg=dict(data=s.gt_sem_seg.data),
-                            img_path=s.metainfo.get('img_path', ''))
-                        for p, s in zip(pred, samples)
-                    ])
-                if progress is not None:
-                    progress(len(samples))
-    finally:
-        model.test_cfg.update(saved)
+    with torch.no_grad():
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, False)
+            samples = data['data_samples']
+            preds = predict_rows(model, data['inputs'], samples, specs)
+            for spec, pred in preds.items():
+                metrics[spec].process(batch, [
+                    dict(
+                        pred_sem_seg=dict(data=p),
+                        gt_sem_seg=dict(data=s.gt_sem_seg.data),
+                        img_path=s.metainfo.get('img_path', ''))
+                    for p, s in zip(pred, samples)
+                ])
+            if progress is not None:
+                progress(len(samples))
     results = []
     for spec in specs:
         metric = metrics[spec]

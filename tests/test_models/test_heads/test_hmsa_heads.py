@@ -3,6 +3,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
+from projects.hmsa.models.attention_branch import read_features
 from tests.utils import NUM_CLASSES, make_samples, tiny_sep_aspp_head
 
 
@@ -23,19 +24,30 @@ def build_head(**kwargs):
     return head
 
 
+def forward_scale(head, feats):
+    """The head's logits, and its branch's attention from what it read."""
+    with read_features(head) as read:
+        logits = head(feats)
+    assert len(read) == 1
+    if head.attention.reads_higher:
+        return logits, None
+    return logits, head.attention.attend(read[0], logits)
+
+
 @pytest.mark.parametrize('attention_type',
                          ['bottleneck', 'separable', 'paper'])
 def test_sep_aspp_head_shapes(attention_type):
     head = build_head(
         attention_cfg=dict(type=attention_type, channels=8)).eval()
-    out = head.forward_scale(features())
-    assert out.logits.shape == (2, NUM_CLASSES, 8, 8)
-    assert out.attention.shape == (2, 1, 8, 8)
-    assert (out.attention > 0).all() and (out.attention < 1).all()
-    # ``forward`` stays the stock logits-only interface.
-    torch.testing.assert_close(head(features()), out.logits)
+    logits, attention = forward_scale(head, features())
+    assert logits.shape == (2, NUM_CLASSES, 8, 8)
+    assert attention.shape == (2, 1, 8, 8)
+    assert (attention > 0).all() and (attention < 1).all()
+    # the branch reads the decoder's concatenated ASPP and c1 features
+    assert head.attention.reads == 'sep_bottleneck'
+    assert not head.sep_bottleneck._forward_pre_hooks  # removed after
     # The last layer starts near zero: attention starts close to 0.5.
-    assert (out.attention - 0.5).abs().max() < 0.1
+    assert (attention - 0.5).abs().max() < 0.1
 
 
 def test_attention_branch_is_the_only_new_parameter_set():
@@ -116,9 +128,10 @@ def test_aspp_head_variant():
             attention_cfg=dict(channels=8)))
     head.init_weights()
     head.eval()
-    out = head.forward_scale(features())
-    assert out.logits.shape == (2, NUM_CLASSES, 4, 4)
-    assert out.attention.shape == (2, 1, 4, 4)
+    logits, attention = forward_scale(head, features())
+    assert logits.shape == (2, NUM_CLASSES, 4, 4)
+    assert attention.shape == (2, 1, 4, 4)
+    assert head.attention.reads == 'dropout'  # the classifier's input
     stock = MODELS.build(
         dict(
             type='ASPPHead',
@@ -142,24 +155,23 @@ def test_attention_inputs(inputs, channels):
     head = build_head(
         attention_cfg=dict(type='bottleneck', channels=8,
                            inputs=inputs)).eval()
-    first = head.attention.convs[0].conv
-    assert first.in_channels == channels
-    out = head.forward_scale(features())
-    if head.attention_reads_higher:
+    branch = head.attention
+    assert branch.convs[0].conv.in_channels == channels
+    logits, attention = forward_scale(head, features())
+    if branch.reads_higher:
         # computed during fusion, from the logits and the higher scales'
-        assert out.attention is None
-        higher = torch.randn_like(out.logits)
-        a = head.attend_higher(out.logits, higher)
+        higher = torch.randn_like(logits)
+        a = branch.attend_higher(logits, higher)
         assert a.shape == (2, 1, 8, 8) and ((a > 0) & (a < 1)).all()
         # it reads exactly the two probability maps, in that order
         parts = [higher.softmax(1)]
         if 'probs' in inputs:
-            parts.insert(0, out.logits.softmax(1))
-        torch.testing.assert_close(a, head.attention(torch.cat(parts, 1)))
+            parts.insert(0, logits.softmax(1))
+        torch.testing.assert_close(a, branch(torch.cat(parts, 1)))
         with pytest.raises(ValueError, match='attend_higher'):
-            head.attend(None, out.logits)
+            branch.attend(None, logits)
     else:
-        assert out.attention.shape == (2, 1, 8, 8)
+        assert attention.shape == (2, 1, 8, 8)
 
 
 @pytest.mark.parametrize('inputs,match', [

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from projects.hmsa.model_families import tiny_stock_cfg, to_hmsa
 from projects.hmsa.models import CascadeScaleOutput, hierarchical_fuse
+from projects.hmsa.models.attention_branch import read_features
+from projects.hmsa_tools.model_families import tiny_stock_cfg, to_hmsa
 from tests.utils import build, make_samples
 
 
@@ -29,19 +30,21 @@ def test_attention_reads_the_ocr_features():
     ocr = model.decode_head[1]
     assert model.final_head is ocr
     assert model.attention_prefix == 'decode_head.1.attention.'
-    feats = model.extract_feat(images())
+    x = images()
+    feats = model.extract_feat(x)
     with torch.no_grad():
-        read, logits = model.scale_head.decode(feats)
+        out = model.forward_scale(x)
         regions = model.decode_head[0].forward(feats)
-        stock = ocr.forward(feats, regions)
+        with read_features(ocr) as read:
+            stock = ocr.forward(feats, regions)
     # the object-contextual features, the OCR classifier's input
-    assert read.attention_input.shape[1] == ocr.channels
-    torch.testing.assert_close(ocr.conv_seg(read.attention_input), logits)
-    torch.testing.assert_close(logits, stock)
-    torch.testing.assert_close(read.stage_logits[0], regions)
-    out = model.scale_head.scale_output(read, logits)
+    assert len(read) == 1 and read[0].shape[1] == ocr.channels
+    torch.testing.assert_close(ocr.conv_seg(read[0]), stock)
     assert isinstance(out, CascadeScaleOutput)
-    assert out.attention.shape == (2, 1, *logits.shape[-2:])
+    torch.testing.assert_close(out.logits, stock)
+    torch.testing.assert_close(out.stage_logits[0], regions)
+    torch.testing.assert_close(out.attention, ocr.attention(read[0]))
+    assert out.attention.shape == (2, 1, *stock.shape[-2:])
 
 
 def test_single_scale_forward_is_mmseg_cascade():
@@ -66,8 +69,8 @@ def test_training_fuses_soft_regions_with_the_same_attention():
     }
     x_lo = F.interpolate(x, size=(32, 32), mode='bilinear',
                          align_corners=False)
-    lo = model.scale_head.forward_scale(model.extract_feat(x_lo))
-    hi = model.scale_head.forward_scale(model.extract_feat(x))
+    lo = model.forward_scale(x_lo)
+    hi = model.forward_scale(x)
 
     def up(t):
         return F.interpolate(t, size=hi.logits.shape[-2:], mode='bilinear',
@@ -104,7 +107,7 @@ def test_two_pairs_weigh_the_soft_region_losses_too():
 @pytest.mark.parametrize('train_cfg,inputs', [
     (dict(attention_only=True), ['features']),
     (dict(attention_only=True, fusion='explicit',
-          explicit_scales=[0.5, 1.0]), ['features']),
+          scale_pairs=[[0.5, 1.0]]), ['features']),
     (dict(attention_only=True, scale_pairs=[[0.5, 1.0, 2.0]]),
      ['probs', 'higher']),
 ])
@@ -157,7 +160,7 @@ def test_whole_inference_is_the_chain_and_tensor_mode_is_fused():
         for s in (0.5, 1.0, 2.0):
             xs = F.interpolate(x, scale_factor=s, mode='bilinear') \
                 if s != 1.0 else x
-            outs[s] = model.scale_head.forward_scale(model.extract_feat(xs))
+            outs[s] = model.forward_scale(xs)
     ref = F.interpolate(hierarchical_fuse(outs), size=(64, 64),
                         mode='bilinear', align_corners=False)
     torch.testing.assert_close(got, ref)

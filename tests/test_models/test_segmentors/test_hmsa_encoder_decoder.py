@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from projects.hmsa.models import ScaleOutput, hierarchical_fuse
+from projects.hmsa.models.attention_branch import read_features
+from projects.hmsa.models.inference import rescale, slide
 from tests.utils import (
     NUM_CLASSES,
     build,
@@ -57,10 +59,10 @@ def test_training_fusion_matches_formula():
     model = build(tiny_segmentor()).eval()
     x, samples = images(), make_samples(2, 64, 64)
     losses = model.loss(x, samples)
-    lo = model._encode_decode_scale(
+    lo = model.forward_scale(
         F.interpolate(x, size=(32, 32), mode='bilinear',
                       align_corners=False))
-    hi = model._encode_decode_scale(x)
+    hi = model.forward_scale(x)
     up = lambda t: F.interpolate(  # noqa: E731
         t, size=hi.logits.shape[-2:], mode='bilinear', align_corners=False)
     fused = up(lo.attention * lo.logits) + (1 - up(lo.attention)) * hi.logits
@@ -119,10 +121,22 @@ def test_train_cfg_errors():
         build(tiny_segmentor(train_cfg=dict(pair_sampling='some')))
     with pytest.raises(ValueError, match='train_cfg.fusion'):
         build(tiny_segmentor(train_cfg=dict(fusion='mean')))
-    with pytest.raises(ValueError, match='explicit_scales must contain 1.0'):
+    with pytest.raises(ValueError, match='must contain 1.0'):
         build(
             tiny_segmentor(
-                train_cfg=dict(fusion='explicit', explicit_scales=[0.5, 2])))
+                train_cfg=dict(fusion='explicit', scale_pairs=[[0.5, 2]])))
+    # settings that contradict each other, and replaced names
+    with pytest.raises(ValueError, match='both set the training scales'):
+        build(
+            tiny_segmentor(
+                train_cfg=dict(lo_scale=0.25, scale_pairs=[[0.5, 1.0]])))
+    for old, new in (('explicit_scales', 'scale_pairs'),
+                     ('fusion_grid', 'test_cfg.fusion_grid'),
+                     ('scale_rounding', 'test_cfg.scale_rounding')):
+        with pytest.raises(ValueError, match=f'{old} is no longer.*{new}'):
+            build(tiny_segmentor(train_cfg={old: [0.5, 1.0]}))
+    with pytest.raises(ValueError, match='now called "attention"'):
+        build(tiny_segmentor(train_cfg=dict(fusion='hierarchical')))
     with pytest.raises(ValueError, match='needs a single scale pair'):
         build(
             tiny_segmentor(
@@ -131,10 +145,18 @@ def test_train_cfg_errors():
                     scale_loss_weight=[0.1, 0.2])))
 
 
+def test_lo_scale_agreeing_with_scale_pairs_is_accepted():
+    model = build(
+        tiny_segmentor(train_cfg=dict(lo_scale=0.5, scale_pairs=[[0.5, 1]])))
+    assert model.train_cfg.pairs == ((0.5, 1.0), )
+    model = build(tiny_segmentor(train_cfg=dict(scale_pairs=[[1.0, 2.0]])))
+    assert model.train_cfg.pairs == ((1.0, 2.0), )
+
+
 # ------------------------------------------------ several pairs, explicit
 def _scale_outputs(model, x, scales):
     return {
-        s: model._encode_decode_scale(
+        s: model.forward_scale(
             F.interpolate(
                 x,
                 size=(int(64 * s), int(64 * s)),
@@ -180,17 +202,19 @@ def test_random_pair_sampling_draws_one_pair_per_step():
         tiny_segmentor(
             train_cfg=dict(
                 scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
-                pair_sampling='random',
-                attention_only=True))).train()
+                pair_sampling='random'))).eval()
     seen = set()
     torch.manual_seed(0)
-    for _ in range(12):
-        pairs, scales = model._training_step_scales()
-        assert len(pairs) == 1 and set(pairs[0]) <= set(scales)
-        seen.add(pairs[0])
-    assert seen == {(0.5, 1.0), (1.0, 2.0)}
-    losses = model.loss(images(), make_samples(2, 64, 64))
-    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    x, samples = images(n=1), make_samples(1, 64, 64)
+    for _ in range(8):
+        with torch.no_grad():
+            losses = model.loss(x, samples)
+        # one fused loss, as for a single pair; its scales' own losses say
+        # which pair it was
+        scales = {k.split('.loss')[0] for k in losses if k.endswith('_ce')}
+        assert 'decode' in scales and len(scales) == 3
+        seen.add(tuple(sorted(scales - {'decode'})))
+    assert seen == {('scale_0.5', 'scale_1.0'), ('scale_1.0', 'scale_2.0')}
 
 
 def test_two_pair_attention_only_trains_only_the_branch():
@@ -228,7 +252,7 @@ def test_explicit_training_loss_matches_its_formula(attention_only):
         tiny_segmentor(
             train_cfg=dict(
                 fusion='explicit',
-                explicit_scales=[0.5, 1.0, 2.0],
+                scale_pairs=[[0.5, 1.0, 2.0]],
                 scale_loss_weight=0.3,
                 attention_only=attention_only)))
     model.eval()  # deterministic logits (no dropout)
@@ -243,7 +267,9 @@ def test_explicit_training_loss_matches_its_formula(attention_only):
         xs = x if s == 1.0 else F.interpolate(
             x, size=(int(64 * s), ) * 2, mode='bilinear',
             align_corners=False)
-        feats, p = model.decode_head.decode(model.extract_feat(xs))
+        with read_features(model.decode_head) as read:
+            p = model.decode_head(model.extract_feat(xs))
+        feats = read[0]
         scores.append(_resize(branch.conv_attn(branch.convs(feats)), size))
         logits.append(_resize(p, size))
         torch.testing.assert_close(p, out[s].logits)
@@ -280,30 +306,61 @@ def _run_scales(model, x, scales):
         size = (round(x.shape[2] * s), round(x.shape[3] * s))
         xs = x if s == 1 else F.interpolate(
             x, size=size, mode='bilinear', align_corners=False)
-        outs[s] = model._encode_decode_scale(xs)
+        outs[s] = model.forward_scale(xs)
     return outs
 
 
-@pytest.mark.parametrize('fusion', ['attention', 'mean', 'max'])
+def varied(model):
+    """``model`` (in eval mode) with logits and attention that vary across
+    the image: BatchNorm statistics from an image, so features are not
+    washed out, and the last convolutions (which start near zero, every
+    attention map about 0.5) drawn at unit scale."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    with torch.no_grad():
+        model.train().forward_scale(images())
+    g = torch.Generator().manual_seed(1)
+    for conv in (model.decode_head.conv_seg,
+                 model.decode_head.attention.conv_attn):
+        conv.weight.data.normal_(0, 1, generator=g)
+    return model.eval()
+
+
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
-def test_predict_each_fusion_and_mode(fusion, mode):
-    test_cfg = dict(mode=mode, scales=[0.5, 1.0, 2.0], fusion=fusion)
+def test_predict_each_fusion_and_mode(mode):
+    test_cfg = dict(mode=mode, scales=[0.5, 1.0, 2.0])
     if mode == 'slide':
         test_cfg.update(crop_size=(64, 64), stride=(48, 48))
-    model = build(tiny_segmentor(test_cfg=test_cfg)).eval()
+    model = varied(build(tiny_segmentor(test_cfg=test_cfg)))
     x = images(h=64, w=96)
-    samples = make_samples(2, 64, 96, pad=(0, 16, 0, 8), ori=(28, 40))
+
+    def samples():  # predict writes its results into the samples
+        return make_samples(2, 64, 96, pad=(0, 16, 0, 8), ori=(28, 40))
+
+    logits = {}
     with torch.no_grad():
-        results = model.predict(x, samples)
-    for r in results:
-        assert r.seg_logits.data.shape == (NUM_CLASSES, 28, 40)
-        assert r.pred_sem_seg.data.shape == (1, 28, 40)
-        torch.testing.assert_close(
-            r.pred_sem_seg.data, r.seg_logits.data.argmax(0, keepdim=True))
+        default = model.predict(x, samples())
+        for fusion in ('attention', 'explicit', 'mean', 'max'):
+            results = model.predict(x, samples(), fusion=fusion)
+            for r in results:
+                assert r.seg_logits.data.shape == (NUM_CLASSES, 28, 40)
+                assert r.pred_sem_seg.data.shape == (1, 28, 40)
+                torch.testing.assert_close(
+                    r.pred_sem_seg.data,
+                    r.seg_logits.data.argmax(0, keepdim=True))
+            logits[fusion] = torch.stack([r.seg_logits.data for r in results])
+    # test_cfg's rule is the default one, 'attention'
+    assert model.test_cfg.fusion == 'attention'
+    assert torch.equal(logits['attention'],
+                       torch.stack([r.seg_logits.data for r in default]))
     # different rules give different logits on the same weights
-    with torch.no_grad():
-        logits = model.inference(x, [s.metainfo for s in samples])
-    assert logits.shape == (2, NUM_CLASSES, 64, 96)
+    rules = list(logits)
+    for i, a in enumerate(rules):
+        for b in rules[i + 1:]:
+            diff = (logits[a] - logits[b]).abs().max()
+            assert diff > 0.01 * logits[a].abs().max(), (a, b)
 
 
 def test_whole_attention_inference_matches_reference_chain():
@@ -319,9 +376,9 @@ def test_whole_attention_inference_matches_reference_chain():
     torch.testing.assert_close(got, ref)
     for rule, op in (('mean', lambda t: t.mean(0)),
                      ('max', lambda t: t.amax(0))):
-        model.test_cfg.fusion = rule
         with torch.no_grad():
-            got = model.inference(x, [dict(pad_shape=(64, 64))] * 2)
+            got = model.inference(x, [dict(pad_shape=(64, 64))] * 2,
+                                  fusion=rule)
         stack = torch.stack([
             F.interpolate(o.logits, size=outs[1.0].logits.shape[-2:],
                           mode='bilinear', align_corners=False)
@@ -339,7 +396,6 @@ def test_unseen_scales_and_flip():
     x = images(n=1, h=64, w=64)
     with torch.no_grad():
         got = model.inference(x, [dict(pad_shape=(64, 64))])
-        model.test_cfg.flip = False
         plain = _run_scales(model, x, (0.75, 1.0, 1.25, 1.5))
         flipped = _run_scales(model, x.flip(-1), (0.75, 1.0, 1.25, 1.5))
     averaged = {
@@ -370,9 +426,10 @@ def test_return_scales_outputs():
         assert out.attention.shape == (1, 30, 28)
         assert 0 < out.attention.min() and out.attention.max() < 1
     # with a single-scale list the per-scale output is the fused one
-    model.test_cfg.scales = [1.0]
     with torch.no_grad():
-        result = model.predict(images(n=1), make_samples(1, 64, 64))[0]
+        result = model.predict(
+            images(n=1), make_samples(1, 64, 64), scales=[1.0])[0]
+    assert result.metainfo['hmsa_scales'] == [1.0]
     torch.testing.assert_close(result.scale_outputs[1.0].seg_logits,
                                result.seg_logits.data)
 
@@ -403,9 +460,15 @@ def test_stock_head_supports_mean_and_max_only():
     with torch.no_grad():
         out = model.predict(images())
     assert out[0].seg_logits.data.shape == (NUM_CLASSES, 64, 64)
-    model.test_cfg.fusion = 'attention'
+    assert build(tiny_segmentor(
+        head=tiny_sep_aspp_head(hmsa=False),
+        test_cfg=dict(scales=[0.5, 1.0]))).test_cfg.fusion == 'mean'
     with pytest.raises(ValueError, match='attention branch'):
-        model.predict(images())
+        model.predict(images(), fusion='attention')
+    with pytest.raises(ValueError, match='attention branch'):
+        build(tiny_segmentor(head=tiny_sep_aspp_head(hmsa=False),
+                             test_cfg=dict(scales=[0.5, 1.0],
+                                           fusion='attention')))
 
 
 # ------------------------------------------------------------- bad input
@@ -422,9 +485,8 @@ def test_bad_scales(scales, match):
     with pytest.raises(ValueError, match=match):
         build(tiny_segmentor(test_cfg=dict(scales=scales)))
     model = build(tiny_segmentor()).eval()
-    model.test_cfg.scales = scales
     with pytest.raises(ValueError, match=match):
-        model.predict(images())
+        model.predict(images(), scales=scales)
 
 
 def test_bad_fusion_and_mode():
@@ -432,7 +494,7 @@ def test_bad_fusion_and_mode():
         build(tiny_segmentor(test_cfg=dict(fusion='median')))
     with pytest.raises(ValueError, match='crop_size'):
         build(tiny_segmentor(test_cfg=dict(mode='slide')))
-    with pytest.raises(ValueError, match='"whole" or "slide"'):
+    with pytest.raises(ValueError, match="mode must be one of 'whole'"):
         build(tiny_segmentor(test_cfg=dict(mode='tiles')))
 
 
@@ -462,7 +524,7 @@ def test_a_chain_trains_exactly_the_inference_fusion():
 
 
 # --------------------------------- a branch that reads the higher scales
-def _higher_model(**train_cfg):
+def _higher_model(test_cfg=None, **train_cfg):
     head = tiny_sep_aspp_head(
         attention_cfg=dict(type='bottleneck', channels=8,
                            inputs=['probs', 'higher']))
@@ -470,7 +532,8 @@ def _higher_model(**train_cfg):
         tiny_segmentor(
             head=head,
             train_cfg=train_cfg,
-            test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0])))
+            test_cfg=dict(dict(mode='whole', scales=[0.5, 1.0, 2.0]),
+                          **(test_cfg or {}))))
 
 
 def _reference_higher_chain(model, outputs):
@@ -493,7 +556,7 @@ def _reference_higher_chain(model, outputs):
 
 
 def test_higher_branch_inference_matches_the_written_out_chain():
-    model = _higher_model().eval()
+    model = _higher_model(dict(return_scales=True)).eval()
     x = images()
     with torch.no_grad():
         outputs = model.forward_scales(x)
@@ -504,7 +567,6 @@ def test_higher_branch_inference_matches_the_written_out_chain():
     torch.testing.assert_close(
         fused, _resize(expected, (64, 64)), rtol=1e-5, atol=1e-5)
     # the per-scale outputs carry the attention the chain used
-    model.test_cfg.return_scales = True
     with torch.no_grad():
         results = model.predict(x, make_samples(2, 64, 64))
     scale_outputs = results[0].scale_outputs
@@ -517,13 +579,13 @@ def test_higher_branch_inference_matches_the_written_out_chain():
 
 
 def test_higher_branch_slide_mode_and_training():
+    slide = _higher_model(
+        dict(mode='slide', crop_size=(48, 48), stride=(32, 32))).eval()
+    with torch.no_grad():
+        assert slide.predict(images())[0].pred_sem_seg.data.shape == (1, 64,
+                                                                      64)
     model = _higher_model(
         scale_pairs=[[0.5, 1.0, 2.0]], attention_only=True).eval()
-    model.test_cfg.update(mode='slide', crop_size=(48, 48), stride=(32, 32))
-    with torch.no_grad():
-        assert model.predict(images())[0].pred_sem_seg.data.shape == (1, 64,
-                                                                      64)
-    model.test_cfg.update(mode='whole')
     x, samples = images(), make_samples(2, 64, 64)
     losses = model.loss(x, samples)
     with torch.no_grad():
@@ -539,10 +601,10 @@ def test_higher_branch_slide_mode_and_training():
 def test_higher_branch_refuses_explicit_fusion():
     with pytest.raises(ValueError, match='attention score per scale'):
         _higher_model(fusion='explicit')
-    model = _higher_model()
-    model.test_cfg.fusion = 'explicit'
     with pytest.raises(ValueError, match='attention score per scale'):
-        model.predict(images())
+        _higher_model(dict(fusion='explicit'))
+    with pytest.raises(ValueError, match='attention score per scale'):
+        _higher_model().predict(images(), fusion='explicit')
 
 
 # --------------------------------------------------------- deployment paths
@@ -554,8 +616,8 @@ def test_tensor_mode_is_the_fused_model():
         fused = model(x, mode='tensor')
         ref = model.inference(x, [dict(pad_shape=(64, 96))] * 2)
         single = model.single_scale_forward(x)
-        model.test_cfg.scales = [1.0]
-        at_one = model(x, mode='tensor')
+        at_one = model.inference(x, [dict(pad_shape=(64, 96))] * 2,
+                                 scales=[1.0])
     torch.testing.assert_close(fused, ref)
     assert fused.shape == (2, NUM_CLASSES, 64, 96)
     assert single.shape == (2, NUM_CLASSES, 16, 24)  # the decoder's grid
@@ -579,25 +641,25 @@ def test_fused_path_traces(mode):
 
 
 def test_slide_accumulates_high_scales_on_the_fusion_grid():
+    """Slide inference keeps scale 2 on the 1.0 image's pixel grid: the
+    map of the rescaled image's windows, shrunk (see test_inference.py)."""
     model = build(
         tiny_segmentor(
             test_cfg=dict(
                 mode='slide', crop_size=(48, 48), stride=(32, 32),
                 scales=[0.5, 1.0, 2.0]))).eval()
-    x2 = _resize(images(n=1, h=64, w=96), (128, 192))
+    x = images(n=1, h=64, w=96)
     with torch.no_grad():
-        full = model._slide_scale(x2, True)
-        small = model._slide_scale(x2, True, out_size=(64, 96))
+        outs = model.forward_scales(x)
+        full = slide(model.forward_scale, rescale(x, 2.0), (48, 48),
+                     (32, 32))
+    assert {s: o.logits.shape[-2:] for s, o in outs.items()} == {
+        0.5: (32, 48), 1.0: (64, 96), 2.0: (64, 96)}
     assert full.logits.shape[-2:] == (128, 192)
-    assert small.logits.shape[-2:] == (64, 96)
-    torch.testing.assert_close(small.logits, _resize(full.logits, (64, 96)))
-    torch.testing.assert_close(small.attention,
+    torch.testing.assert_close(outs[2.0].logits,
+                               _resize(full.logits, (64, 96)))
+    torch.testing.assert_close(outs[2.0].attention,
                                _resize(full.attention, (64, 96)))
-    # windows that cut 2x2 blocks keep the full grid
-    model.test_cfg.stride = (31, 31)
-    with torch.no_grad():
-        kept = model._slide_scale(x2, True, out_size=(64, 96))
-    assert kept.logits.shape[-2:] == (128, 192)
 
 
 def test_per_scale_outputs_of_a_one_channel_head():

@@ -52,7 +52,7 @@ def _up(t, like):
 
 def nvidia_fwd(model, img):
     """NVIDIA's ``_fwd``: logits and attention at the input's size."""
-    out = model.decode_head.forward_scale(model.extract_feat(img))
+    out = model.forward_scale(img)
     return _up(out.logits, img), _up(out.attention, img)
 
 
@@ -95,8 +95,7 @@ def test_parity_mode_equals_nvidia_nscale_forward(scales):
     with torch.no_grad():
         ours = model(x, mode='tensor')
         ref = nvidia_nscale(model, x, scales)
-        model.test_cfg.update(fusion_grid='feature', scale_rounding='round')
-        default = model(x, mode='tensor')
+        default = parity_model(scales=list(scales))(x, mode='tensor')
     assert ours.shape == ref.shape == (2, 5, 75, 101)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     # the default (cheap) fusion is a different function
@@ -138,18 +137,17 @@ def test_parity_training_loss_is_nvidias_two_scale_loss():
                                atol=1e-6, rtol=0)
 
 
-def test_train_cfg_overrides_the_test_grid():
-    """train_cfg's own fusion_grid / scale_rounding win over test_cfg's."""
-    model = parity_model(
-        dict(fusion_grid='feature', scale_rounding='round',
-             scale_loss_weight=0), **PARITY)
+def test_training_fuses_on_the_test_grid():
+    """Training rescales and fuses as inference does: test_cfg's options
+    are the model's; train_cfg has none of its own."""
+    model = parity_model(dict(scale_loss_weight=0))  # round, feature grid
     x, samples = images(), make_samples(2, 75, 101)
     losses = model.loss(x, samples)
     with torch.no_grad():
-        lo = model.decode_head.forward_scale(model.extract_feat(
-            F.interpolate(x, size=(38, 50), mode='bilinear',
-                          align_corners=False)))  # round(37.5), round(50.5)
-        hi = model.decode_head.forward_scale(model.extract_feat(x))
+        lo = model.forward_scale(F.interpolate(
+            x, size=(38, 50), mode='bilinear',
+            align_corners=False))  # round(37.5), round(50.5)
+        hi = model.forward_scale(x)
         fused = _up(lo.attention * lo.logits, hi.logits) + (
             1 - _up(lo.attention, hi.logits)) * hi.logits
     expected = model.decode_head.loss_by_feat(fused, samples)['loss_ce']
@@ -176,8 +174,9 @@ def test_parity_path_traces():
 @pytest.mark.parametrize('key,cfg', [
     ('test_cfg.fusion_grid', dict(test_cfg=dict(fusion_grid='pixel'))),
     ('test_cfg.scale_rounding', dict(test_cfg=dict(scale_rounding='ceil'))),
-    ('train_cfg.fusion_grid', dict(train_cfg=dict(fusion_grid=4))),
-    ('train_cfg.scale_rounding', dict(train_cfg=dict(scale_rounding='up'))),
+    ('train_cfg.fusion_grid', dict(train_cfg=dict(fusion_grid='image'))),
+    ('train_cfg.scale_rounding', dict(train_cfg=dict(
+        scale_rounding='floor'))),
 ])
 def test_bad_grid_and_rounding(key, cfg):
     with pytest.raises(ValueError, match=key.replace('.', r'\.')):
@@ -187,10 +186,12 @@ def test_bad_grid_and_rounding(key, cfg):
 def test_image_too_small_uses_the_rounding():
     # 65 * 0.5 = 32.5: 32 pixels when rounded (half to even), 32 floored;
     # 63 * 0.5 = 31.5: 32 rounded, 31 floored (below the 32 needed)
-    model = build(tiny_segmentor(test_cfg=dict(
-        scales=[0.5, 1.0], scale_rounding='floor'))).eval()
-    with pytest.raises(ValueError, match='becomes 31x31'):
-        model.predict(images(n=1, h=63, w=63))
-    model.test_cfg.scale_rounding = 'round'
-    with torch.no_grad():
-        model.predict(images(n=1, h=63, w=63))
+    for rounding in ('floor', 'round'):
+        model = build(tiny_segmentor(test_cfg=dict(
+            scales=[0.5, 1.0], scale_rounding=rounding))).eval()
+        if rounding == 'floor':
+            with pytest.raises(ValueError, match='becomes 31x31'):
+                model.predict(images(n=1, h=63, w=63))
+        else:
+            with torch.no_grad():
+                model.predict(images(n=1, h=63, w=63))
