@@ -1,24 +1,26 @@
-"""Checkpoints are data: load them without running, crashing or flooding.
+"""Checkpoints are data: torch's ``weights_only`` loading, plus the checks
+and values it lacks (see ``docs/checkpoints.md``).
 
-A checkpoint is untrusted input (model zoos, papers, colleagues). Importing
-this package makes MMEngine's ``CheckpointLoader`` read every checkpoint,
-whatever its prefix, with a pickle reader of our own that rebuilds only
-tensors, plain Python data, numpy numbers, strings, datetimes and arrays,
-and MMEngine's ``HistoryBuffer``, each by a validating constructor, within
-bounds on memory and time; and it keeps the config text MMEngine stores in
-checkpoints from being run unless the user opts in. So ``load_from``,
-``resume``, ``init_cfg=dict(type='Pretrained')``, ``init_model``,
-``MMSegInferencer`` and the tools are covered once a config's
-``custom_imports`` (or the user) imports ``projects.hmsa``.
+:func:`load_checkpoint_file` reads a checkpoint with
+``torch.load(weights_only=True)``, after :mod:`.scan` checked the file;
+the numpy and MMEngine values in MMEngine checkpoints are built by the
+validating readers of :mod:`.values`, given to torch through
+``torch.serialization.safe_globals``. Importing the package makes MMEngine's
+own checkpoint loaders load this way (:mod:`.schemes`).
 """
-from .errors import CorruptCheckpointError, UnsafeCheckpointError
-from .limits import DEFAULT_LIMITS, Limits
-from .schemes import load_checkpoint_file, register
-from .stored_config import TRUST_ENV, WITHHELD_CONFIG
+from .schemes import (
+                      CheckpointError,
+                      CorruptCheckpointError,
+                      UnsafeCheckpointError,
+                      load_checkpoint_file,
+                      load_stream,
+                      model_zoo_url,
+                      register,
+)
 
 register()
 
 __all__ = [
-    'CorruptCheckpointError', 'UnsafeCheckpointError', 'DEFAULT_LIMITS',
-    'Limits', 'load_checkpoint_file', 'TRUST_ENV', 'WITHHELD_CONFIG'
+    'CheckpointError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
+    'load_checkpoint_file', 'load_stream', 'model_zoo_url', 'register'
 ]
