@@ -45,7 +45,9 @@ def test_sep_aspp_head_shapes(attention_type):
     assert (attention > 0).all() and (attention < 1).all()
     # the branch reads the decoder's concatenated ASPP and c1 features
     assert head.attention.reads == 'sep_bottleneck'
-    assert not head.sep_bottleneck._forward_pre_hooks  # removed after
+    with read_features(head) as read:
+        head(features())
+    assert read[0].shape[1] == 16 + 8  # channels + c1_channels
     # The last layer starts near zero: attention starts close to 0.5.
     assert (attention - 0.5).abs().max() < 0.1
 
