@@ -5,8 +5,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from projects.hmsa.checkpoint import model_zoo_url
 from projects.hmsa_tools import cli, engine
-from projects.hmsa_tools.engine.runner import _weights_url
 from tests.utils import MNV2_CONFIG, STAGED_CONFIG, STOCK_X1_CONFIG
 
 MNV2, STOCK, STAGED = MNV2_CONFIG, STOCK_X1_CONFIG, STAGED_CONFIG
@@ -19,7 +19,7 @@ def test_pretrained_sources_and_message():
                                             checkpoint='torchvision://x')))
     assert engine.pretrained_sources(init) == ['torchvision://x']
     msg = engine.pretrained_failure_message(sources, OSError('no network'))
-    url = _weights_url('mmcls://mobilenet_v2')
+    url = model_zoo_url('mmcls://mobilenet_v2')
     assert url and url.startswith('https://') and url in msg
     assert osp.join(torch.hub.get_dir(), 'checkpoints',
                     osp.basename(url)) in msg

@@ -12,7 +12,7 @@ import logging
 import os.path as osp
 import sys
 import traceback
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 import torch
 from mmengine.config import Config
@@ -20,7 +20,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
-from projects.hmsa.checkpoint.schemes import model_zoo_url
+from projects.hmsa.checkpoint import model_zoo_url
 from projects.hmsa.datasets import use_checked_loaders
 
 from ..datasets import check_dataloader
@@ -53,14 +53,6 @@ def pretrained_sources(model_cfg: Any) -> List[str]:
     return list(dict.fromkeys(found))
 
 
-def _weights_url(source: str) -> Optional[str]:
-    """The download URL behind an MMEngine model-zoo name, if known."""
-    try:
-        return model_zoo_url(source)
-    except Exception:  # not a model-zoo name, or MMEngine cannot say
-        return None
-
-
 def pretrained_failure_message(sources: Sequence[str],
                                exc: BaseException) -> str:
     """Explain a failed download of pretrained weights and the ways out."""
@@ -71,7 +63,7 @@ def pretrained_failure_message(sources: Sequence[str],
     ]
     cache = osp.join(torch.hub.get_dir(), 'checkpoints')
     for source in sources:
-        url = _weights_url(source)
+        url = model_zoo_url(source)
         if url and not osp.exists(source):
             lines.append(f'  {source} is downloaded from {url} into '
                          f'{osp.join(cache, osp.basename(url))}')
