@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmseg.utils import register_all_modules
 
 import projects.hmsa  # noqa: F401  (registers the plugin)
@@ -17,6 +18,14 @@ register_all_modules(init_default_scope=True)
 # 2-core machine several threads contend and slow every test down by orders
 # of magnitude. HMSA_TEST_THREADS changes it.
 torch.set_num_threads(int(os.environ.get('HMSA_TEST_THREADS', '1')))
+
+
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Every test starts in MMSeg's default scope, whatever an earlier test
+    in the same process (a Runner, a registry call) left current."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
 
 
 @pytest.fixture
