@@ -68,10 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='true labels at the same relative paths as the output (a '
         'Cityscapes root with gtFine/, or a flat folder): report the share '
         'and accuracy of the labelled pixels in summary.json')
-    parser.add_argument(
-        '--device',
-        default=None,
-        help='torch device (default: cuda if available, else cpu)')
+    cli.add_device(parser)
     cli.add_cfg_options(parser)
     args = parser.parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:

@@ -62,8 +62,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='lower training scale (default: 0.5)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--device', default=None, help='torch device '
-                        '(default: cuda if available, else cpu)')
+    cli.add_device(parser)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch\'s choice)')
     parser.add_argument('--no-memory', action='store_true',

@@ -52,10 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='add the explicit-attention row (default: only for a model '
         'trained with train_cfg.fusion=explicit)')
-    parser.add_argument(
-        '--device',
-        default=None,
-        help='torch device (default: cuda if available, else cpu)')
+    cli.add_device(parser)
     parser.add_argument(
         '--num-workers',
         type=int,

@@ -42,10 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=768,
         help='width of each panel in pixels (default: 768)')
-    parser.add_argument(
-        '--device',
-        default=None,
-        help='torch device (default: cuda if available, else cpu)')
+    cli.add_device(parser)
     cli.add_cfg_options(parser)
     args = parser.parse_args(argv)
     if args.panel_width < 32:

@@ -64,6 +64,14 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         'is allowed.')
 
 
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where the model runs (default: cuda if available)."""
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='torch device (default: cuda if available, else cpu)')
+
+
 def add_launcher(parser: argparse.ArgumentParser) -> None:
     """MMSeg's ``--launcher`` and ``--local-rank``."""
     parser.add_argument(
