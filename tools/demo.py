@@ -85,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # a failed step ends the demo with its message (cli.run_tool)
     _banner('1/5  Synthetic Cityscapes-layout data')
     steps.make_data(data_root, args.num_train, args.num_val,
-                    args.height, args.width, args.seed)
+                    args.height, args.width, args.seed, family=args.family)
 
     _banner('2/5  Stock MobileNetV2 DeepLabV3+, trained at a single '
             'scale')

@@ -4,11 +4,17 @@ input scale matters (``projects.hmsa_tools.datasets.demo_data`` says how).
 Example::
 
     python tools/make_demo_data.py --out work_dirs/demo/data --seed 0
+    # the second family: other camera, object sizes and class frequencies
+    python tools/make_demo_data.py --out work_dirs/street2 --family street2
 """
 import argparse
 
 from projects.hmsa_tools import cli
-from projects.hmsa_tools.datasets.demo_data import make_demo_dataset
+from projects.hmsa_tools.datasets.demo_data import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    make_demo_dataset,
+)
 
 
 def main(argv=None) -> None:
@@ -22,10 +28,16 @@ def main(argv=None) -> None:
     parser.add_argument('--height', type=int, default=128)
     parser.add_argument('--width', type=int, default=256)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--family',
+        choices=list(FAMILIES),
+        default=DEFAULT_FAMILY,
+        help=f'scene family (default: {DEFAULT_FAMILY}, the demo\'s data)')
     args = parser.parse_args(argv)
     try:
         make_demo_dataset(args.out, args.num_train, args.num_val,
-                          args.height, args.width, args.seed)
+                          args.height, args.width, args.seed,
+                          family=args.family)
     except ValueError as exc:
         raise cli.ToolError(str(exc)) from None
 

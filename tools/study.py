@@ -11,6 +11,9 @@ Examples::
 
     # the demo data (made first), three seeds, every recipe
     python tools/study.py --seeds 0 1 2
+    # the recommended recipe on the second synthetic family
+    python tools/study.py --family street2 --recipes attn-higher \\
+        --work-dir work_dirs/study_street2
     # two recipes on data in the Cityscapes layout elsewhere
     python tools/study.py --data-root data/other --recipes attn-paper \\
         attn-higher
@@ -45,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--data-root',
         default=None,
         help='data in the Cityscapes layout (default: make the demo data '
-        'in WORK_DIR/data)')
+        'of --family in WORK_DIR/data)')
     parser.add_argument('--data-seed', type=int, default=0)
     workflow.add_data_arguments(parser)
     parser.add_argument('--single-iters', type=int, default=120)
@@ -65,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         help='extra key=value overrides for every run')
     args = parser.parse_args(argv)
+    if args.data_root is not None and args.family != workflow.DEFAULT_FAMILY:
+        parser.error('--family chooses the data the study makes; it cannot '
+                     'go with --data-root')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds repeats a seed: {args.seeds}')
     for name in ('single_iters', 'attention_iters', 'num_train', 'num_val'):
@@ -78,14 +84,22 @@ def main(argv=None) -> int:
     start = time.time()
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    data_root = args.data_root or osp.join(work_dir, 'data')
+    data_root = osp.abspath(args.data_root or osp.join(work_dir, 'data'))
+    # What the data is enters every run's reuse stamp: a run on another
+    # family, seed or size is never taken for this one.
+    data = dict(root=data_root)
+    if args.data_root is None:
+        data.update(family=args.family, seed=args.data_seed,
+                    num_train=args.num_train, num_val=args.num_val,
+                    height=args.height, width=args.width)
     steps = workflow.Steps(TOOLS_DIR)
     if args.report_only:
         pass  # nothing is trained: the data is not needed
     elif args.data_root is None:
         steps.make_data(data_root, args.num_train, args.num_val,
                         args.height, args.width, args.data_seed,
-                        log=osp.join(work_dir, 'make_data.log'))
+                        log=osp.join(work_dir, 'make_data.log'),
+                        family=args.family)
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
@@ -100,8 +114,9 @@ def main(argv=None) -> int:
         eval_config=osp.join(DEMO_CONFIGS,
                              'hmsa_mnv2_attn-only_demo.py'),
         single_iters=args.single_iters,
-        options=workflow.data_options(osp.abspath(data_root), args.height,
+        options=workflow.data_options(data_root, args.height,
                                       args.width) + list(args.cfg_options),
+        data=data,
         reuse=not args.fresh,
         report_only=args.report_only)
     results = study.run_study(settings)  # a failed step: cli.run_tool

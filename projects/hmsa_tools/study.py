@@ -296,6 +296,10 @@ class StudySettings:
         eval_config (str): The HMSA config the single-scale checkpoint is
             evaluated through (mean/max/oracle rows).
         options (list[str]): ``--cfg-options`` for every run (data, sizes).
+        data (dict, optional): What the data is (its root and, for made
+            data, its family, seed, split sizes and image size). It is part
+            of every run's reuse stamp, so runs on other data (another
+            family, say) are never reused.
         scales (list[float]): Evaluation scales.
         reuse (bool): Keep the results of runs already finished in
             ``work_dir`` (same seed, recipe and settings) instead of
@@ -312,6 +316,7 @@ class StudySettings:
     eval_config: str
     single_iters: Optional[int] = None
     options: List[str] = field(default_factory=list)
+    data: Optional[dict] = None
     scales: List[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     reuse: bool = True
     report_only: bool = False
@@ -382,7 +387,7 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
             common + workflow.schedule_options(st.single_iters),
             st.eval_config, (),
             dict(config=st.single_config, iters=st.single_iters,
-                 options=common, scales=st.scales))
+                 options=common, scales=st.scales, data=st.data))
         if rows is None:
             print(f'seed {seed}: not finished, left out')
             for runs in per_seed.values():
@@ -403,7 +408,7 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
                 label, recipe.description, recipe.config, options,
                 recipe.config, recipe.options,
                 dict(config=recipe.config, options=options,
-                     scales=st.scales))
+                     scales=st.scales, data=st.data))
             if rows is None:
                 print(f'{label}: not finished, left out')
             per_seed[recipe.name].append(rows or {})

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from .datasets.demo_data import DEFAULT_FAMILY, FAMILIES
 from .errors import ToolError
 
 
@@ -112,12 +113,19 @@ def last_checkpoint(work_dir: str) -> str:
 
 
 def add_data_arguments(parser) -> None:
-    """The demo data's size options (``--num-train``, ``--num-val``,
-    ``--height``, ``--width``) with :func:`make_data`'s defaults, shared by
-    the demo and the study so that both make the same data."""
+    """The demo data's options (``--num-train``, ``--num-val``,
+    ``--height``, ``--width``, ``--family``) with :func:`make_data`'s
+    defaults, shared by the demo and the study so that both make the same
+    data."""
     for name, default in (('num-train', 64), ('num-val', 16),
                           ('height', 128), ('width', 256)):
         parser.add_argument(f'--{name}', type=int, default=default)
+    parser.add_argument(
+        '--family',
+        choices=list(FAMILIES),
+        default=DEFAULT_FAMILY,
+        help='the synthetic data\'s scene family (default: '
+        f'{DEFAULT_FAMILY}, the demo\'s data)')
 
 
 @dataclass(frozen=True)
@@ -142,16 +150,17 @@ class Steps:
                   height: int = 128,
                   width: int = 256,
                   seed: int = 0,
-                  log: Optional[str] = None) -> None:
+                  log: Optional[str] = None,
+                  family: str = DEFAULT_FAMILY) -> None:
         """Write the synthetic Cityscapes-layout data
-        (``make_demo_data.py``)."""
+        (``make_demo_data.py``) of scene family ``family``."""
         run_step([
             self.tool('make_demo_data'), '--out', out, '--num-train',
             str(num_train), '--num-val',
             str(num_val), '--height',
             str(height), '--width',
             str(width), '--seed',
-            str(seed)
+            str(seed), '--family', family
         ], log)
 
     def train(self,
