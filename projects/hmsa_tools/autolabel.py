@@ -74,6 +74,9 @@ SUMMARY = 'summary.json'
 #: The settings a resumed run must share with the labels already there.
 RUN_SETTINGS = ('checkpoint_sha256', 'model', 'threshold', 'scales', 'fusion',
                 'flip', 'mode')
+#: Thresholds at which ``--labels`` also measures the kept share and accuracy
+#: (``truth.by_threshold`` of ``summary.json``), to show the trade-off.
+CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 # Attention-branch parameters of an HMSA segmentor (also of a cascade stage).
 _ATTENTION_KEY = re.compile(r'(.*\.)?decode_head\.([0-9]+\.)?attention\.')
 
@@ -81,13 +84,42 @@ _ATTENTION_KEY = re.compile(r'(.*\.)?decode_head\.([0-9]+\.)?attention\.')
 # ---------------------------------------------------------------------------
 # thresholding
 # ---------------------------------------------------------------------------
-def pseudo_label(logits: Tensor, threshold: float) -> np.ndarray:
-    """The confident argmax of one image's logits.
+def confidence_and_class(logits: Tensor) -> Tuple[Tensor, Tensor]:
+    """The highest class probability of each pixel and its class.
 
     Args:
         logits (Tensor): Class logits (C, H, W). One channel is a binary
             model's logit (MMSeg's ``out_channels=1``): its classes are 0
             and 1 with probabilities ``1 - sigmoid`` and ``sigmoid``.
+
+    Returns:
+        tuple[Tensor, Tensor]: float32 confidence and int64 class, (H, W).
+
+    Raises:
+        ValueError: Not (C, H, W), or more classes than a uint8 map holds
+            besides 255.
+    """
+    if logits.dim() != 3:
+        raise ValueError('logits must be (C, H, W), got shape '
+                         f'{tuple(logits.shape)}')
+    logits = logits.detach().float()
+    if logits.shape[0] == 1:
+        foreground = logits[0].sigmoid()
+        probs = torch.stack([1 - foreground, foreground])
+    else:
+        probs = logits.softmax(dim=0)
+    if probs.shape[0] > IGNORE_INDEX:
+        raise ValueError(f'{probs.shape[0]} classes do not fit a uint8 label '
+                         f'map with {IGNORE_INDEX} for ignored pixels')
+    return probs.max(dim=0)
+
+
+def pseudo_label(logits: Tensor, threshold: float) -> np.ndarray:
+    """The confident argmax of one image's logits.
+
+    Args:
+        logits (Tensor): Class logits (C, H, W); see
+            :func:`confidence_and_class`.
         threshold (float): In [0, 1]. A pixel whose highest softmax
             probability is >= ``threshold`` (compared in float32) gets its
             argmax class, every other pixel (and one with non-finite
@@ -100,21 +132,9 @@ def pseudo_label(logits: Tensor, threshold: float) -> np.ndarray:
         ValueError: Not (C, H, W), a threshold outside [0, 1], or more
             classes than a uint8 map holds besides 255.
     """
-    if logits.dim() != 3:
-        raise ValueError('logits must be (C, H, W), got shape '
-                         f'{tuple(logits.shape)}')
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f'threshold must be in [0, 1], got {threshold}')
-    logits = logits.detach().float()
-    if logits.shape[0] == 1:
-        foreground = logits[0].sigmoid()
-        probs = torch.stack([1 - foreground, foreground])
-    else:
-        probs = logits.softmax(dim=0)
-    if probs.shape[0] > IGNORE_INDEX:
-        raise ValueError(f'{probs.shape[0]} classes do not fit a uint8 label '
-                         f'map with {IGNORE_INDEX} for ignored pixels')
-    confidence, label = probs.max(dim=0)
+    confidence, label = confidence_and_class(logits)
     label[~(confidence >= threshold)] = IGNORE_INDEX
     return label.to(torch.uint8).cpu().numpy()
 
@@ -319,6 +339,10 @@ class LabelStatistics:
         # rows: pseudo label (C = unlabelled), columns: true label
         self.confusion = np.zeros((num_classes + 1, num_classes), np.int64)
         self.truth_images = 0
+        # per threshold of CURVE_THRESHOLDS: kept pixels, kept and right
+        self.curve = np.zeros((len(CURVE_THRESHOLDS), 2), np.int64)
+        self.curve_pixels = 0
+        self.curve_images = 0
 
     def add(self,
             label: np.ndarray,
@@ -334,6 +358,19 @@ class LabelStatistics:
         self.confusion += np.bincount(pseudo * c + truth[valid],
                                       minlength=(c + 1) * c).reshape(c + 1, c)
         self.truth_images += 1
+
+    def add_curve(self, logits: Tensor, truth: np.ndarray) -> None:
+        """Count, at every threshold of :data:`CURVE_THRESHOLDS`, the pixels
+        of one image that would be kept and how many of them are right."""
+        confidence, best = confidence_and_class(logits)
+        valid = truth < self.num_classes
+        confidence = confidence.cpu().numpy()[valid]
+        right = best.cpu().numpy()[valid] == truth[valid]
+        for i, threshold in enumerate(CURVE_THRESHOLDS):
+            kept = confidence >= np.float32(threshold)
+            self.curve[i] += (int(kept.sum()), int((kept & right).sum()))
+        self.curve_pixels += int(valid.sum())
+        self.curve_images += 1
 
     def summary(self, classes: Sequence[str]) -> Dict[str, Any]:
         """``labelled_share``, ``classes`` and (with true labels)
@@ -360,6 +397,16 @@ class LabelStatistics:
                          accuracy=_share(kept[i, i], kept[i].sum()))
                     for i, name in enumerate(classes)
                 })
+            if self.curve_images:
+                out['truth']['by_threshold'] = dict(
+                    images=self.curve_images,
+                    rows=[
+                        dict(threshold=t,
+                             kept_share=_share(kept, self.curve_pixels),
+                             kept_accuracy=_share(right, kept))
+                        for t, (kept, right) in zip(CURVE_THRESHOLDS,
+                                                    self.curve.tolist())
+                    ])
         return out
 
 
@@ -784,7 +831,7 @@ class AutoLabelRun:
             self._summary(stats, counts, failed, missing_truth, 0.0, False))
         for task in self.tasks:
             out = osp.join(self.out_dir, task.label)
-            label, exists = None, osp.exists(out)
+            label, logits, exists = None, None, osp.exists(out)
             if exists and not self.force:
                 try:
                     label = read_label(out, image_size(task.image))
@@ -811,8 +858,10 @@ class AutoLabelRun:
                 counts['done'] += 1
                 if exists and not self.force:
                     counts['remade'] += 1  # its old label was unusable
-            stats.add(label, self._truth(task, label.shape, missing_truth,
-                                         warn))
+            truth = self._truth(task, label.shape, missing_truth, warn)
+            stats.add(label, truth)
+            if truth is not None and logits is not None:
+                stats.add_curve(logits, truth)
             if progress:
                 progress()
         summary = self._summary(stats, counts, failed, missing_truth,

@@ -213,7 +213,7 @@ def test_writes_label_files_and_summary(hmsa, labelled):
     # Independently: MMSeg's inference API on the same config, the
     # softmax of its fused logits, the threshold.
     model = init_model(hmsa['config'], hmsa['checkpoint'], device='cpu')
-    labels = []
+    labels, confidences, argmaxes = [], [], []
     for image, path in zip(sorted(hmsa['images']), files):
         label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         assert label.dtype == np.uint8 and label.shape == (HEIGHT, WIDTH)
@@ -223,6 +223,8 @@ def test_writes_label_files_and_summary(hmsa, labelled):
                             argmax.numpy(), IGNORE_INDEX)
         assert (label == expected).mean() > 0.999
         labels.append(label)
+        confidences.append(confidence.numpy())
+        argmaxes.append(argmax.numpy())
     labels = np.stack(labels)
     assert (labels == IGNORE_INDEX).any() and (labels < 19).any()
     assert set(np.unique(labels)) <= set(range(19)) | {IGNORE_INDEX}
@@ -258,6 +260,22 @@ def test_writes_label_files_and_summary(hmsa, labelled):
     assert summary['truth']['kept_accuracy'] == pytest.approx(
         (labels == truth)[kept & valid].mean(), abs=1e-6)
     assert summary['truth']['missing'] == 0
+    # the trade-off at other thresholds, from the same probabilities
+    curve = summary['truth']['by_threshold']
+    assert curve['images'] == 4
+    rows = {row['threshold']: row for row in curve['rows']}
+    assert rows[0.9]['kept_share'] == summary['truth']['kept_share']
+    assert rows[0.9]['kept_accuracy'] == summary['truth']['kept_accuracy']
+    confidence, argmax = np.stack(confidences), np.stack(argmaxes)
+    for threshold in (0.5, 0.99):
+        kept_at = (confidence >= threshold) & valid
+        assert rows[threshold]['kept_share'] == pytest.approx(
+            kept_at.sum() / valid.sum(), abs=1e-3)
+        if kept_at.any():
+            assert rows[threshold]['kept_accuracy'] == pytest.approx(
+                (argmax == truth)[kept_at].mean(), abs=1e-2)
+    shares = [row['kept_share'] for row in curve['rows']]
+    assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1]
 
     assert result.stdout.startswith('Auto-labelling 4 images of ')
     assert '4 images: 4 labelled, 0 skipped' in result.stdout
