@@ -84,6 +84,13 @@ def demo_recipes(configs_dir: str,
                 *paper_schedule), iters=100, fusion='explicit'),
         Recipe('e2e-finetune', 'all weights from the single-scale model, '
                'paper branch, pair (0.5, 1)', finetune, iters=100),
+        Recipe('e2e-frozen-bn', 'all weights from the single-scale model, '
+               'BatchNorm statistics frozen, attn-higher\'s branch at 100x '
+               'the trunk\'s learning rate, pair (0.5, 1)', finetune,
+               ('model.decode_head.attention_cfg.inputs=[probs,higher]',
+                'model.train_cfg.norm_eval=True',
+                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
+                '100'), iters=100),
         Recipe('e2e-scratch', 'all weights from scratch, paper branch, '
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),

@@ -113,6 +113,40 @@ def test_generic_attention_only_freezes_all_but_the_branch():
                if n not in trainable)
 
 
+def test_norm_eval_keeps_batchnorm_statistics_and_trains_the_rest():
+    from torch.nn.modules.batchnorm import _BatchNorm
+    cfg = to_hmsa(tiny_stock_cfg('DeepLabV3+'), train_cfg=dict(norm_eval=True))
+    model = build(cfg)
+    model.train()
+    branch = model.decode_head.attention
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    own = [m for m in branch.modules() if isinstance(m, _BatchNorm)]
+    assert own and all(m.training for m in own)
+    assert not any(m.training for m in norms if all(m is not o for o in own))
+    assert model.decode_head.training and model.backbone.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    optimizer.step()
+    after = model.state_dict()
+    stats = [
+        k for k in before if k.endswith(('running_mean', 'running_var'))
+        and not k.startswith('decode_head.attention.')
+    ]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    # the weights still train: the classifier, the branch, BatchNorm's own
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert 'decode_head.conv_seg.weight' in changed
+    assert any(k.startswith('decode_head.attention.') for k in changed)
+    assert any(k.endswith('bn.weight') for k in changed)
+    # without it, training moves the statistics
+    model = build(to_hmsa(tiny_stock_cfg('DeepLabV3+'))).train()
+    model.loss(images(), make_samples(2, 64, 64))
+    moved = model.state_dict()
+    assert any(not torch.equal(before[k], moved[k]) for k in stats)
+
+
 def test_segmentor_attention_cfg_refused_on_a_head_with_its_own():
     cfg = to_hmsa(tiny_stock_cfg('DeepLabV3+'), declared=True)
     cfg['attention_cfg'] = dict()

@@ -16,6 +16,7 @@ from mmseg.utils import (
     add_prefix,
 )
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .attention_branch import (
     AttentionBranch,
@@ -175,11 +176,17 @@ class HMSAEncoderDecoder(EncoderDecoder):
 
     def train(self, mode: bool = True) -> 'HMSAEncoderDecoder':
         """Set train mode; with ``attention_only`` all but the attention
-        branch stays in eval mode so BatchNorm statistics do not move."""
+        branch stays in eval mode so BatchNorm statistics do not move, with
+        ``norm_eval`` every BatchNorm layer outside the branch does."""
         super().train(mode)
         if mode and self.train_cfg.attention_only:
             for module in self.children():
                 module.eval()
+        if mode and self.train_cfg.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        if mode and self.with_attention:
             self.attention_branch.train()
         return self
 

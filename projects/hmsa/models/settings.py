@@ -27,6 +27,11 @@ This is the one place the options are documented.
 - ``attention_only`` (bool, False): train only the attention branch; the
   rest (auxiliary heads too) is frozen in eval mode, BatchNorm statistics
   included, and runs without autograd.
+- ``norm_eval`` (bool, False): keep every BatchNorm layer but the
+  attention branch's in eval mode while training: their running statistics
+  stay those of the checkpoint the model started from (one scale's) though
+  each step mixes several scales; their affine weights still train. For
+  end-to-end fine-tuning.
 
 Training rescales and fuses as inference does (``test_cfg``'s
 ``scale_rounding`` and ``fusion_grid``).
@@ -228,6 +233,7 @@ def train_settings(train_cfg) -> ConfigDict:
     cfg.setdefault('fusion', 'attention')
     cfg.setdefault('scale_loss_weight', 0.05)
     cfg.setdefault('attention_only', False)
+    cfg.setdefault('norm_eval', False)
     check_choice(cfg.fusion, ('attention', 'explicit'), 'train_cfg.fusion')
     check_choice(cfg.pair_sampling, ('all', 'random'),
                  'train_cfg.pair_sampling')
