@@ -19,7 +19,11 @@ import argparse
 
 from mmengine.config import Config
 
-from projects.hmsa_tools import cli, engine
+from projects.hmsa_tools import (
+    cli,
+    engine,
+    visualization,  # noqa: F401 (registers HMSALocalVisualizer: --show-dir)
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

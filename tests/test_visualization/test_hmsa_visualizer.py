@@ -11,7 +11,7 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
-from projects.hmsa.visualization import HMSALocalVisualizer
+from projects.hmsa_tools.visualization import HMSALocalVisualizer
 
 H, W = 40, 60
 META = dict(

@@ -19,9 +19,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
-from projects.hmsa.visualization import HMSALocalVisualizer
-
 from ..evaluation.scale_evaluation import build_multiscale_model
+from .hmsa_visualizer import HMSALocalVisualizer
 
 _instances = itertools.count()
 
