@@ -26,7 +26,7 @@ import shutil
 import time
 from typing import Optional, Sequence
 
-from projects.hmsa_tools import cli, workflow
+from projects.hmsa_tools import cli, study, workflow
 
 #: The repository's tools (this folder) and demo configs, which the demo
 #: runs: found from here, so that it runs from any working directory.
@@ -124,6 +124,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f'({osp.relpath(table)}):\n')
     with open(table) as f:
         print(f.read().rstrip())
+    print('\nTargets (one seed; docs/study.md has the multi-seed study):')
+    for line in study.target_lines(
+            study.read_rows(osp.join(out_dir, 'results.json'))):
+        print(f'  {line}')
     print(f'\nPictures of each scale\'s prediction and attention: '
           f'{osp.relpath(show_dir, os.getcwd())}')
     minutes, seconds = divmod(int(time.time() - start), 60)

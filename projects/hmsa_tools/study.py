@@ -194,6 +194,33 @@ def comparisons(rows: Dict[str, float], fusion: str) -> Dict[str, float]:
     return out
 
 
+#: The targets a recipe's fusion row is held to: at least 1.0 mIoU above
+#: the best single scale and above mean fusion, and a quarter of the gap
+#: between the best single scale and the oracle closed.
+TARGETS = (('vs_best_single', 1.0, 'above the best single scale'),
+           ('vs_mean', 1.0, 'above mean fusion'),
+           ('oracle_gap_closed', 0.25, 'of the oracle gap closed'))
+
+
+def target_lines(rows: Dict[str, float], fusion: str = 'attention') -> \
+        List[str]:
+    """One line per :data:`TARGETS` entry for one run's rows: the value,
+    the target and whether it was met."""
+    comps = comparisons(rows, fusion)
+    lines = []
+    for key, target, what in TARGETS:
+        value = comps.get(key)
+        if value is None:
+            lines.append(f'{fusion} {what}: not measured')
+            continue
+        percent = key == 'oracle_gap_closed'
+        shown = f'{100 * value:.0f}%' if percent else f'{value:+.2f}'
+        goal = f'{100 * target:.0f}%' if percent else f'+{target:.1f}'
+        verdict = 'met' if value >= target else 'NOT met'
+        lines.append(f'{fusion} {what}: {shown} (target {goal}): {verdict}')
+    return lines
+
+
 def aggregate(per_seed: Dict[str, List[Dict[str, float]]],
               recipes: Dict[str, Recipe]) -> Dict[str, dict]:
     """Mean and spread of every row and comparison, per recipe.

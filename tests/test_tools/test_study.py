@@ -64,3 +64,16 @@ def test_bad_arguments_are_named(tmp_path):
     result = run_tool([study, '--data-root', str(tmp_path / 'none')],
                       cwd=str(tmp_path))
     assert result.returncode == 1 and 'is not a folder' in result.stderr
+
+
+def test_target_lines_say_which_targets_were_met():
+    from projects.hmsa_tools.study import target_lines
+    rows = {'single@0.5': 40.0, 'single@1': 50.0, 'single@2': 52.0,
+            'mean': 51.5, 'attention': 53.5, 'oracle': 60.0}
+    assert target_lines(rows) == [
+        'attention above the best single scale: +1.50 (target +1.0): met',
+        'attention above mean fusion: +2.00 (target +1.0): met',
+        'attention of the oracle gap closed: 19% (target 25%): NOT met',
+    ]
+    no_mean = target_lines({k: v for k, v in rows.items() if k != 'mean'})
+    assert no_mean[1] == 'attention above mean fusion: not measured'
