@@ -29,6 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description='Auto-labelling study: labels from the best single '
         'scale against labels from attention fusion, over several seeds.')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    workflow.add_jobs_argument(parser)
     parser.add_argument('--work-dir',
                         default=osp.join('work_dirs', 'autolabel_study'))
     parser.add_argument('--num-labelled', type=int, default=16)
@@ -64,7 +65,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
     study = AutolabelStudy(
-        steps=workflow.Steps(TOOLS_DIR),
+        steps=workflow.Steps(TOOLS_DIR, workflow.threads_per_job(args.jobs)),
+        jobs=args.jobs,
         configs_dir=CONFIGS_DIR,
         work_dir=args.work_dir,
         seeds=args.seeds,

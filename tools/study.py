@@ -36,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train and evaluate the HMSA recipes over several seeds.')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    workflow.add_jobs_argument(parser)
     parser.add_argument(
         '--recipes',
         nargs='+',
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         data.update(family=args.family, seed=args.data_seed,
                     num_train=args.num_train, num_val=args.num_val,
                     height=args.height, width=args.width)
-    steps = workflow.Steps(TOOLS_DIR)
+    steps = workflow.Steps(TOOLS_DIR, workflow.threads_per_job(args.jobs))
     if args.report_only:
         pass  # nothing is trained: the data is not needed
     elif args.data_root is None:
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
                                       args.width) + list(args.cfg_options),
         data=data,
         reuse=not args.fresh,
-        report_only=args.report_only)
+        report_only=args.report_only,
+        jobs=args.jobs)
     results = study.run_study(settings)  # a failed step: cli.run_tool
     print()
     print(study.markdown(results, recipes, args.seeds))

@@ -57,6 +57,8 @@ class AutolabelStudy:
             the mix (``RepeatDataset``); default: unlabelled / labelled.
         family (str): The demo data's scene family.
         reuse (bool): Keep finished steps of the same settings.
+        jobs (int): Seeds run side by side (give ``steps`` the threads of
+            :func:`workflow.threads_per_job`).
     """
 
     steps: workflow.Steps
@@ -73,6 +75,7 @@ class AutolabelStudy:
     labelled_times: Optional[int] = None
     family: str = workflow.DEFAULT_FAMILY
     reuse: bool = True
+    jobs: int = 1
 
     def config(self, name: str) -> str:
         return osp.join(self.configs_dir, name)
@@ -123,8 +126,8 @@ class AutolabelStudy:
         ]
         self._cached(
             summary, dict(command=command[1:]),
-            lambda: workflow.run_step(command,
-                                      log=osp.join(out, 'autolabel.log')))
+            lambda: workflow.run_step(command, osp.join(out, 'autolabel.log'),
+                                      self.steps.threads))
         with open(summary) as f:
             return json.load(f)
 
@@ -218,7 +221,8 @@ class AutolabelStudy:
 
     def run(self) -> dict:
         """Every seed; writes ``study.md`` and ``study.json``."""
-        per_seed = {seed: self.run_seed(seed) for seed in self.seeds}
+        per_seed = workflow.for_each_seed(self.seeds, self.jobs,
+                                          self.run_seed)
         text = report(per_seed, self.threshold)
         with open(osp.join(self.work_dir, 'study.md'), 'w') as f:
             f.write(text + '\n')

@@ -340,6 +340,8 @@ class StudySettings:
             repeating them.
         report_only (bool): Run nothing; report the finished runs (the
             others are left out of the means).
+        jobs (int): Seeds run side by side (give ``steps`` the threads of
+            :func:`workflow.threads_per_job`).
     """
 
     seeds: List[int]
@@ -354,6 +356,7 @@ class StudySettings:
     scales: List[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     reuse: bool = True
     report_only: bool = False
+    jobs: int = 1
 
 
 def _done(results: str, settings: dict, reuse: bool) -> bool:
@@ -397,56 +400,63 @@ def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
     return read_rows(results)
 
 
+def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
+    """The single-scale model and every recipe for one seed: each run's
+    rows (:func:`read_rows`; an empty dict for a run not finished)."""
+    seed_dir = osp.join(st.work_dir, f'seed{seed}')
+    common = [f'randomness.seed={seed}', *st.options]
+    out: Dict[str, dict] = {}
+    single_dir = osp.join(seed_dir, 'single-scale')
+    rows = _train_and_evaluate(
+        st, single_dir, f'seed {seed}: single-scale model', 'training',
+        st.single_config,
+        common + workflow.schedule_options(st.single_iters),
+        st.eval_config, (),
+        dict(config=st.single_config, iters=st.single_iters,
+             options=common, scales=st.scales, data=st.data))
+    if rows is None:
+        print(f'seed {seed}: not finished, left out')
+        return out
+    single_ckpt = workflow.last_checkpoint(single_dir)
+    rows.pop('attention', None)  # the branch is untrained here
+    out['single-scale'] = rows
+
+    for recipe in st.recipes:
+        options = common + list(recipe.options)
+        options += workflow.schedule_options(recipe.iters)
+        if recipe.start == 'single':
+            options.append(f'load_from={single_ckpt}')
+        label = f'seed {seed}: {recipe.name}'
+        rows = _train_and_evaluate(
+            st, osp.join(seed_dir, recipe.name),
+            label, recipe.description, recipe.config, options,
+            recipe.config, recipe.options,
+            dict(config=recipe.config, options=options,
+                 scales=st.scales, data=st.data))
+        if rows is None:
+            print(f'{label}: not finished, left out')
+        out[recipe.name] = rows or {}
+    return out
+
+
 def run_study(st: StudySettings) -> Dict[str, dict]:
     """Train and evaluate every recipe for every seed; aggregate.
 
     Every step is a subprocess of the repository's tools; each writes its
-    log next to its outputs under ``work_dir/seed<N>/<recipe>/``.
+    log next to its outputs under ``work_dir/seed<N>/<recipe>/``. With
+    ``st.jobs`` above 1, that many seeds run side by side.
 
     Returns:
         dict: What :func:`aggregate` returns; ``study.md`` and
         ``study.json`` in ``work_dir`` hold the same.
     """
     recipes = {r.name: r for r in st.recipes}
-    per_seed: Dict[str, List[Dict[str, float]]] = {'single-scale': []}
-    per_seed.update({name: [] for name in recipes})
-    for seed in st.seeds:
-        seed_dir = osp.join(st.work_dir, f'seed{seed}')
-        common = [f'randomness.seed={seed}', *st.options]
-
-        single_dir = osp.join(seed_dir, 'single-scale')
-        rows = _train_and_evaluate(
-            st, single_dir, f'seed {seed}: single-scale model', 'training',
-            st.single_config,
-            common + workflow.schedule_options(st.single_iters),
-            st.eval_config, (),
-            dict(config=st.single_config, iters=st.single_iters,
-                 options=common, scales=st.scales, data=st.data))
-        if rows is None:
-            print(f'seed {seed}: not finished, left out')
-            for runs in per_seed.values():
-                runs.append({})
-            continue
-        single_ckpt = workflow.last_checkpoint(single_dir)
-        rows.pop('attention', None)  # the branch is untrained here
-        per_seed['single-scale'].append(rows)
-
-        for recipe in st.recipes:
-            options = common + list(recipe.options)
-            options += workflow.schedule_options(recipe.iters)
-            if recipe.start == 'single':
-                options.append(f'load_from={single_ckpt}')
-            label = f'seed {seed}: {recipe.name}'
-            rows = _train_and_evaluate(
-                st, osp.join(seed_dir, recipe.name),
-                label, recipe.description, recipe.config, options,
-                recipe.config, recipe.options,
-                dict(config=recipe.config, options=options,
-                     scales=st.scales, data=st.data))
-            if rows is None:
-                print(f'{label}: not finished, left out')
-            per_seed[recipe.name].append(rows or {})
-
+    runs = workflow.for_each_seed(st.seeds, st.jobs,
+                                  lambda seed: _run_seed(st, seed))
+    per_seed: Dict[str, List[Dict[str, float]]] = {
+        name: [runs[seed].get(name, {}) for seed in st.seeds]
+        for name in ['single-scale', *recipes]
+    }
     results = aggregate(per_seed, recipes)
     table = markdown(results, recipes, st.seeds)
     with open(osp.join(st.work_dir, 'study.md'), 'w') as f:

@@ -5,15 +5,19 @@ single-scale model, train HMSA from it, evaluate every scale and fusion
 rule. Each step is a subprocess of a tool under ``tools/`` (exactly what a
 user types), so a study measures the same code paths a user runs.
 """
+import argparse
 import os
 import os.path as osp
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, TypeVar
 
 from .datasets.demo_data import DEFAULT_FAMILY, FAMILIES
 from .errors import ToolError
+
+T = TypeVar('T')
 
 
 class StepFailed(ToolError):
@@ -30,7 +34,9 @@ def shown(command: Sequence[str]) -> str:
         for c in command)
 
 
-def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
+def run_step(command: Sequence[str],
+             log: Optional[str] = None,
+             threads: Optional[int] = None) -> None:
     """Run one tool and fail loudly.
 
     Args:
@@ -38,6 +44,8 @@ def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
             interpreter when the first item is a tool path.
         log (str, optional): A file that takes the output (else it goes to
             this process's stdout/stderr).
+        threads (int, optional): CPU threads of the step (``OMP_NUM_THREADS``
+            and ``MKL_NUM_THREADS``); None: the environment's.
 
     Raises:
         StepFailed: When the command exits with a non-zero status.
@@ -50,6 +58,8 @@ def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
     # OpenMP threads that spin-wait stall when the cores are shared (a
     # step can take ten times as long); waiting passively costs little.
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if log is None:
         result = subprocess.run(command, env=env)
     else:
@@ -61,6 +71,29 @@ def run_step(command: Sequence[str], log: Optional[str] = None) -> None:
         where = f' (output in {log})' if log else ''
         raise StepFailed(f'step failed (exit {result.returncode}): '
                          f'{shown(command)}{where}')
+
+
+def for_each_seed(seeds: Sequence[int], jobs: int,
+                  run: Callable[[int], T]) -> Dict[int, T]:
+    """``run(seed)`` for every seed, ``jobs`` seeds side by side.
+
+    The steps of a seed are subprocesses, so seeds run in threads; give
+    the steps ``threads_per_job(jobs)`` threads. The first failure is raised
+    once the seeds already started have finished.
+    """
+    if jobs <= 1 or len(seeds) < 2:
+        return {seed: run(seed) for seed in seeds}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {seed: pool.submit(run, seed) for seed in seeds}
+    return {seed: future.result() for seed, future in futures.items()}
+
+
+def threads_per_job(jobs: int) -> Optional[int]:
+    """CPU threads for each of ``jobs`` parallel runs (None for one run:
+    the environment's). On a CPU, small models train faster in total as
+    several one-thread processes than as one that uses every core
+    (docs/study.md measures it)."""
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
 def schedule_options(iters: Optional[int]) -> List[str]:
@@ -128,6 +161,25 @@ def add_data_arguments(parser) -> None:
         f'{DEFAULT_FAMILY}, the demo\'s data)')
 
 
+def add_jobs_argument(parser) -> None:
+    """``--jobs N``: seeds run side by side (:func:`for_each_seed`)."""
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(
+                f'must be a whole number >= 1, got {text!r}')
+        return int(text)
+
+    parser.add_argument(
+        '--jobs',
+        type=positive,
+        default=1,
+        help='seeds trained side by side, each step with CPU cores / JOBS '
+        'threads (default: 1: one seed at a time, every core); on a CPU '
+        'several one-thread trainings side by side get through more work '
+        'than one that uses every core (docs/study.md)')
+
+
 @dataclass(frozen=True)
 class Steps:
     """The workflow's steps, each a run of one of the tools in ``tools_dir``.
@@ -135,9 +187,12 @@ class Steps:
     Args:
         tools_dir (str): The repository's ``tools`` folder (a tool passes
             its own folder).
+        threads (int, optional): CPU threads of every step (see
+            :func:`run_step`).
     """
 
     tools_dir: str
+    threads: Optional[int] = None
 
     def tool(self, name: str) -> str:
         """Path of ``<tools_dir>/<name>.py``."""
@@ -161,7 +216,7 @@ class Steps:
             str(height), '--width',
             str(width), '--seed',
             str(seed), '--family', family
-        ], log)
+        ], log, self.threads)
 
     def train(self,
               config: str,
@@ -172,7 +227,7 @@ class Steps:
         command = [self.tool('train'), config, '--work-dir', work_dir]
         if options:
             command += ['--cfg-options', *options]
-        run_step(command, log)
+        run_step(command, log, self.threads)
         return last_checkpoint(work_dir)
 
     def eval_scales(self,
@@ -194,5 +249,5 @@ class Steps:
         ]
         if options:
             command += ['--cfg-options', *options]
-        run_step(command, log)
+        run_step(command, log, self.threads)
         return osp.join(out_dir, 'results.json')

@@ -9,7 +9,7 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
     work = tmp_path / 'study'
     args = [
         osp.join(ROOT, 'tools', 'study.py'), '--seeds', '0', '1',
-        '--recipes', 'attn-higher', '--work-dir',
+        '--recipes', 'attn-higher', '--jobs', '2', '--work-dir',
         str(work), '--single-iters', '2', '--attention-iters', '2',
         '--num-train', '4', '--num-val', '2', '--height', '64', '--width',
         '128', '--cfg-options', 'train_dataloader.batch_size=2',
@@ -61,6 +61,9 @@ def test_bad_arguments_are_named(tmp_path):
     study = osp.join(ROOT, 'tools', 'study.py')
     result = run_tool([study, '--seeds', '1', '1'], cwd=str(tmp_path))
     assert result.returncode == 2 and 'repeats a seed' in result.stderr
+    result = run_tool([study, '--jobs', '0'], cwd=str(tmp_path))
+    assert result.returncode == 2 and '--jobs: must be a whole number' in \
+        result.stderr
     result = run_tool([study, '--data-root', str(tmp_path / 'none')],
                       cwd=str(tmp_path))
     assert result.returncode == 1 and 'is not a folder' in result.stderr
