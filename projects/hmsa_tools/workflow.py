@@ -92,7 +92,7 @@ def threads_per_job(jobs: int) -> Optional[int]:
     """CPU threads for each of ``jobs`` parallel runs (None for one run:
     the environment's). On a CPU, small models train faster in total as
     several one-thread processes than as one that uses every core
-    (docs/study.md measures it)."""
+    (docs/study.md has what was observed)."""
     return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
