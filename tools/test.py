@@ -19,11 +19,7 @@ import argparse
 
 from mmengine.config import Config
 
-from projects.hmsa_tools import (
-    cli,
-    engine,
-    visualization,  # noqa: F401 (registers HMSALocalVisualizer: --show-dir)
-)
+from projects.hmsa_tools import cli, engine
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,6 +71,8 @@ def trigger_visualization_hook(cfg: Config,
         cfg.visualizer['save_dir'] = args.show_dir
         if cli.is_hmsa_model(cfg.model):
             cfg.model.setdefault('test_cfg', {})['return_scales'] = True
+            # importing the tools' visualization registers it
+            import projects.hmsa_tools.visualization  # noqa: F401
             cfg.visualizer['type'] = 'HMSALocalVisualizer'
     return cfg
 

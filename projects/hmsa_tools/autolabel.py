@@ -134,7 +134,13 @@ def pseudo_label(logits: Tensor, threshold: float) -> np.ndarray:
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f'threshold must be in [0, 1], got {threshold}')
-    confidence, label = confidence_and_class(logits)
+    return confident_label(*confidence_and_class(logits), threshold)
+
+
+def confident_label(confidence: Tensor, label: Tensor,
+                    threshold: float) -> np.ndarray:
+    """:func:`pseudo_label` from :func:`confidence_and_class`'s output."""
+    label = label.clone()
     label[~(confidence >= threshold)] = IGNORE_INDEX
     return label.to(torch.uint8).cpu().numpy()
 
@@ -359,10 +365,11 @@ class LabelStatistics:
                                       minlength=(c + 1) * c).reshape(c + 1, c)
         self.truth_images += 1
 
-    def add_curve(self, logits: Tensor, truth: np.ndarray) -> None:
+    def add_curve(self, confidence: Tensor, best: Tensor,
+                  truth: np.ndarray) -> None:
         """Count, at every threshold of :data:`CURVE_THRESHOLDS`, the pixels
-        of one image that would be kept and how many of them are right."""
-        confidence, best = confidence_and_class(logits)
+        of one image that would be kept and how many of them are right
+        (``confidence`` and ``best`` from :func:`confidence_and_class`)."""
         valid = truth < self.num_classes
         confidence = confidence.cpu().numpy()[valid]
         right = best.cpu().numpy()[valid] == truth[valid]
@@ -831,7 +838,7 @@ class AutoLabelRun:
             self._summary(stats, counts, failed, missing_truth, 0.0, False))
         for task in self.tasks:
             out = osp.join(self.out_dir, task.label)
-            label, logits, exists = None, None, osp.exists(out)
+            label, scored, exists = None, None, osp.exists(out)
             if exists and not self.force:
                 try:
                     label = read_label(out, image_size(task.image))
@@ -852,16 +859,16 @@ class AutoLabelRun:
                     if progress:
                         progress()
                     continue
-                logits = self.labeller.predict(data)
-                label = pseudo_label(logits, self.threshold)
+                scored = confidence_and_class(self.labeller.predict(data))
+                label = confident_label(*scored, self.threshold)
                 write_label(out, label)
                 counts['done'] += 1
                 if exists and not self.force:
                     counts['remade'] += 1  # its old label was unusable
             truth = self._truth(task, label.shape, missing_truth, warn)
             stats.add(label, truth)
-            if truth is not None and logits is not None:
-                stats.add_curve(logits, truth)
+            if truth is not None and scored is not None:
+                stats.add_curve(*scored, truth)
             if progress:
                 progress()
         summary = self._summary(stats, counts, failed, missing_truth,

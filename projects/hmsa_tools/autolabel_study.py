@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from . import workflow
-from .study import Summary, read_rows
+from .study import Summary, is_reusable, read_rows, write_stamp
 
 #: The retrained models: arm -> what the extra images' labels are.
 ARMS = {
@@ -82,15 +82,11 @@ class AutolabelStudy:
 
     def _cached(self, out: str, settings: dict, make) -> None:
         """Run ``make()`` unless ``out`` exists with the same settings."""
-        stamp = out + '.settings'
-        if self.reuse and osp.exists(out) and osp.isfile(stamp):
-            with open(stamp) as f:
-                if json.load(f) == settings:
-                    print(f'reusing {out}')
-                    return
+        if is_reusable(out, settings, self.reuse):
+            print(f'reusing {out}')
+            return
         make()
-        with open(stamp, 'w') as f:
-            json.dump(settings, f)
+        write_stamp(out, settings)
 
     def _train(self, seed_dir: str, name: str, config: str,
                options: List[str], iters: int) -> str:
@@ -146,16 +142,13 @@ class AutolabelStudy:
                 self.steps.make_data(root, train, val, seed=s,
                                      family=self.family,
                                      log=root + '.log'))
-        score = [f'randomness.seed={seed}'] + [
-            o for o in workflow.data_options(labelled)
-            if not o.startswith('train_')
-        ]
+        # every model is scored on the labelled part's val split
+        train_labelled = [f'randomness.seed={seed}',
+                          *workflow.data_options(labelled)]
+        score = [o for o in train_labelled if not o.startswith('train_')]
         single_cfg = self.config('demo/mnv2_single-scale_demo.py')
         attn_cfg = self.config('demo/hmsa_mnv2_attn-only_demo.py')
         mix_cfg = self.config('autolabel/mnv2_single-scale_autolabel_demo.py')
-        train_labelled = score + [
-            f'train_dataloader.dataset.data_root={labelled}/'
-        ]
 
         single = self._train(seed_dir, 'single-scale', single_cfg,
                              train_labelled, self.single_iters)
@@ -190,24 +183,27 @@ class AutolabelStudy:
         models = {}
         for arm, source in ARMS.items():
             if source is None:
-                checkpoint, config = single, single_cfg
-            else:
-                seg_maps = (osp.join(unlabelled, 'gtFine', 'train')
-                            if source == 'truth' else osp.join(
-                                seed_dir, f'labels_{source}', 'gtFine',
-                                'train'))
-                d = 'train_dataloader.dataset.datasets'
-                config = mix_cfg
-                checkpoint = self._train(
-                    seed_dir, f'retrain_{source}', mix_cfg, score + [
-                        f'{d}.0.times={times}',
-                        f'{d}.0.dataset.data_root={labelled}/',
-                        f'{d}.1.data_prefix.img_path={images}',
-                        f'{d}.1.data_prefix.seg_map_path={seg_maps}'
-                    ], self.single_iters)
-            out = osp.join(osp.dirname(checkpoint), 'eval')
-            models[arm] = self._evaluate(config, checkpoint, out, self.scales,
-                                         score)
+                # attention-only training froze the trunk, head and
+                # BatchNorm statistics: the labeller's single-scale, mean,
+                # max and oracle rows are the single-scale model's
+                models[arm] = {
+                    k: v for k, v in rows.items() if k != 'attention'
+                }
+                continue
+            seg_maps = (osp.join(unlabelled, 'gtFine', 'train')
+                        if source == 'truth' else osp.join(
+                            seed_dir, f'labels_{source}', 'gtFine', 'train'))
+            d = 'train_dataloader.dataset.datasets'
+            checkpoint = self._train(
+                seed_dir, f'retrain_{source}', mix_cfg, score + [
+                    f'{d}.0.times={times}',
+                    f'{d}.0.dataset.data_root={labelled}/',
+                    f'{d}.1.data_prefix.img_path={images}',
+                    f'{d}.1.data_prefix.seg_map_path={seg_maps}'
+                ], self.single_iters)
+            models[arm] = self._evaluate(
+                mix_cfg, checkpoint, osp.join(osp.dirname(checkpoint), 'eval'),
+                self.scales, score)
         return dict(
             best_single=best_scale,
             labeller_rows=rows,

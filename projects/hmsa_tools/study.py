@@ -359,17 +359,20 @@ class StudySettings:
     jobs: int = 1
 
 
-def _done(results: str, settings: dict, reuse: bool) -> bool:
-    """Whether a finished run with the same settings can be reused."""
-    stamp = results + '.settings'
-    if not (reuse and osp.isfile(results) and osp.isfile(stamp)):
+def is_reusable(output: str, settings: dict, reuse: bool) -> bool:
+    """Whether ``output`` (a file or folder a step made) exists and was made
+    with ``settings`` (its ``<output>.settings`` stamp), so that the step
+    need not run again."""
+    stamp = output + '.settings'
+    if not (reuse and osp.exists(output) and osp.isfile(stamp)):
         return False
     with open(stamp) as f:
         return json.load(f) == settings
 
 
-def _stamp(results: str, settings: dict) -> None:
-    with open(results + '.settings', 'w') as f:
+def write_stamp(output: str, settings: dict) -> None:
+    """Record the settings ``output`` was made with (:func:`is_reusable`)."""
+    with open(output + '.settings', 'w') as f:
         json.dump(settings, f)
 
 
@@ -384,7 +387,7 @@ def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
     (:func:`read_rows`), or None when ``st.report_only`` finds it missing.
     """
     results = osp.join(run_dir, 'eval', 'results.json')
-    if _done(results, settings, st.reuse or st.report_only):
+    if is_reusable(results, settings, st.reuse or st.report_only):
         print(f'{label}: reusing {results}')
         return read_rows(results)
     if st.report_only:
@@ -396,7 +399,7 @@ def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
     st.steps.eval_scales(eval_config, ckpt, out, st.scales,
                          [*st.options, *eval_options],
                          log=osp.join(out, 'eval.log'))
-    _stamp(results, settings)
+    write_stamp(results, settings)
     return read_rows(results)
 
 
