@@ -91,6 +91,16 @@ def demo_recipes(configs_dir: str,
                 'model.train_cfg.norm_eval=True',
                 'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
                 '100'), iters=100),
+        # e2e-frozen-bn trained on the whole inference chain: the pair
+        # (0.5, 1) never trains the attention of scale 1 against 2, which
+        # inference over 0.5, 1, 2 uses.
+        Recipe('e2e-chain', 'e2e-frozen-bn trained on the chain (0.5, 1, 2) '
+               'instead of the pair (0.5, 1)', finetune,
+               ('model.decode_head.attention_cfg.inputs=[probs,higher]',
+                'model.train_cfg.norm_eval=True',
+                'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
+                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
+                '100'), iters=100),
         Recipe('e2e-scratch', 'all weights from scratch, paper branch, '
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),
