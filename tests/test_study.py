@@ -24,6 +24,10 @@ def test_comparisons_of_one_seed():
     assert c['vs_best_single'] == pytest.approx(2.0)
     assert c['vs_mean'] == pytest.approx(3.0)
     assert c['oracle_gap_closed'] == pytest.approx(2.0 / 8.0)
+    # against the model it started from: the worst single scale's change
+    start = rows(42, 49, 55, 50, None, 58)
+    c = study.comparisons(rows(40, 50, 52, 51, 54, 60), 'attention', start)
+    assert c['worst_scale_vs_start'] == pytest.approx(-3.0)  # 52 - 55
     # no fusion row: nothing to compare
     assert study.comparisons(rows(40, 50, 52, 51, None, 60), 'attention') \
         == {}
@@ -99,3 +103,37 @@ def test_one_seed_has_no_spread():
     assert s.mean == 1.5 and s.std is None
     assert s.format() == '1.50' and s.format(percent=True) == '+150%'
     assert s.verdict() == 'n/a'
+
+
+def test_a_recipe_runs_after_the_recipe_it_starts_from():
+    recipes = study.demo_recipes(DEMO)
+    assert recipes['e2e-staged'].start == 'attn-higher'
+    chosen = study.select_recipes(recipes, ['e2e-staged', 'e2e-chain'])
+    assert [r.name for r in chosen] == ['attn-higher', 'e2e-staged',
+                                        'e2e-chain']
+    chosen = study.select_recipes(recipes, ['attn-higher', 'e2e-staged'])
+    assert [r.name for r in chosen] == ['attn-higher', 'e2e-staged']
+
+
+def test_worst_scale_is_measured_against_each_recipes_start():
+    recipes = {
+        'a': study.Recipe('a', 'first', 'cfg.py'),
+        'b': study.Recipe('b', 'from a', 'cfg.py', start='a'),
+        'c': study.Recipe('c', 'from scratch', 'cfg.py', start='scratch'),
+    }
+    single = rows(40, 50, 52, 51, None, 60)
+    per_seed = {
+        'single-scale': [single, single],
+        'a': [rows(41, 50, 51, 51, 53, 60), rows(40, 51, 52, 51, 53, 60)],
+        'b': [rows(41, 52, 50, 51, 53, 60), rows(40, 51, 53, 51, 53, 60)],
+        'c': [rows(30, 40, 40, 40, 41, 50)] * 2,
+    }
+    res = study.aggregate(per_seed, recipes)
+    assert res['a']['comparisons']['worst_scale_vs_start'].values == [
+        pytest.approx(-1.0), pytest.approx(0.0)]  # against single-scale
+    assert res['b']['comparisons']['worst_scale_vs_start'].values == [
+        pytest.approx(-1.0), pytest.approx(0.0)]  # against a
+    assert 'worst_scale_vs_start' not in res['c']['comparisons']
+    table = study.markdown(res, recipes, [0, 1])
+    assert '| b | from a | attention |' in table
+    assert table.count('worst scale vs start') == 1

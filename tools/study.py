@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         choices=sorted(recipes),
         default=list(recipes),
-        help='recipes to run (default: all)')
+        help='recipes to run (default: all); one that starts from another '
+        'recipe\'s checkpoint runs after it, which runs too')
     parser.add_argument(
         '--work-dir', default=osp.join('work_dirs', 'study'))
     parser.add_argument(
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
                                  args.attention_iters)
     settings = study.StudySettings(
         seeds=args.seeds,
-        recipes=[recipes[n] for n in args.recipes],
+        recipes=study.select_recipes(recipes, args.recipes),
         steps=steps,
         work_dir=work_dir,
         single_config=osp.join(DEMO_CONFIGS,

@@ -35,7 +35,9 @@ class Recipe:
         config (str): The config ``tools/train.py`` runs.
         options (tuple[str]): ``--cfg-options`` on top of the config.
         start (str): ``'single'``: ``load_from`` the seed's single-scale
-            checkpoint; ``'scratch'``: the config's own initialisation.
+            checkpoint; ``'scratch'``: the config's own initialisation;
+            another recipe's name: that recipe's checkpoint (it is trained
+            first, see :func:`select_recipes`).
         iters (int, optional): Training iterations; None: the config's.
         fusion (str, optional): The row the recipe is judged by
             (``'attention'`` or ``'explicit'``; None: a control that is not
@@ -70,6 +72,11 @@ def demo_recipes(configs_dir: str,
     single = osp.join(configs_dir, 'mnv2_single-scale_demo.py')
     features = 'model.decode_head.attention_cfg.inputs=[features]'
     paper_schedule = ('optim_wrapper.optimizer.lr=0.005', )
+    e2e_chain = ('model.decode_head.attention_cfg.inputs=[probs,higher]',
+                 'model.train_cfg.norm_eval=True',
+                 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
+                 'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
+                 '100')
     recipes = [
         Recipe('attn-paper', 'attention only, paper branch (features), '
                'pair (0.5, 1)', attn,
@@ -95,12 +102,13 @@ def demo_recipes(configs_dir: str,
         # (0.5, 1) never trains the attention of scale 1 against 2, which
         # inference over 0.5, 1, 2 uses.
         Recipe('e2e-chain', 'e2e-frozen-bn trained on the chain (0.5, 1, 2) '
-               'instead of the pair (0.5, 1)', finetune,
-               ('model.decode_head.attention_cfg.inputs=[probs,higher]',
-                'model.train_cfg.norm_eval=True',
-                'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
-                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
-                '100'), iters=100),
+               'instead of the pair (0.5, 1)', finetune, e2e_chain,
+               iters=100),
+        # The staged path's step 3: the same fine-tune, started from the
+        # trained attention of attn-higher rather than an untrained branch.
+        Recipe('e2e-staged', 'attn-higher, then e2e-chain\'s fine-tune of '
+               'every weight from that checkpoint', finetune, e2e_chain,
+               start='attn-higher', iters=100),
         Recipe('e2e-scratch', 'all weights from scratch, paper branch, '
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),
@@ -115,6 +123,25 @@ def demo_recipes(configs_dir: str,
                fusion=None),
     ]
     return {r.name: r for r in recipes}
+
+
+def select_recipes(recipes: Dict[str, Recipe],
+                   names: Sequence[str]) -> List[Recipe]:
+    """The recipes ``names`` asks for, each preceded by the recipe it
+    starts from (added when not asked for), in the order they must run."""
+    out: List[Recipe] = []
+
+    def add(name: str) -> None:
+        recipe = recipes[name]
+        if recipe in out:
+            return
+        if recipe.start in recipes:
+            add(recipe.start)
+        out.append(recipe)
+
+    for name in names:
+        add(name)
+    return out
 
 
 @dataclass
@@ -179,16 +206,31 @@ def read_rows(path: str) -> Dict[str, float]:
     return {row_name(r): r['mIoU'] for r in summary['rows']}
 
 
-def comparisons(rows: Dict[str, float], fusion: str) -> Dict[str, float]:
+def comparisons(rows: Dict[str, float], fusion: str,
+                start: Optional[Dict[str, float]] = None) -> Dict[str, float]:
     """Paired differences of one seed's rows for a recipe's fusion row.
 
+    Args:
+        rows (dict): The recipe's rows (:func:`read_rows`).
+        fusion (str): The row judged.
+        start (dict, optional): The rows of the model the recipe started
+            from.
+
     Returns:
-        dict: ``vs_best_single`` and ``vs_mean`` (mIoU differences) and
+        dict: ``vs_best_single`` and ``vs_mean`` (mIoU differences),
         ``oracle_gap_closed`` (the share of the gap between the best single
-        scale and the oracle that the fusion closes), each only when the
-        rows it needs are there.
+        scale and the oracle that the fusion closes) and, given ``start``,
+        ``worst_scale_vs_start`` (the largest fall, or smallest gain, of a
+        single scale against the start), each only when the rows it needs
+        are there.
     """
     out = {}
+    if start:
+        changes = [v - start[k] for k, v in rows.items()
+                   if k.startswith('single@') and v is not None
+                   and start.get(k) is not None]
+        if changes:
+            out['worst_scale_vs_start'] = min(changes)
     singles = [v for k, v in rows.items()
                if k.startswith('single@') and v is not None]
     value = rows.get(fusion)
@@ -231,6 +273,11 @@ def target_lines(rows: Dict[str, float], fusion: str = 'attention') -> \
     return lines
 
 
+#: The comparisons :func:`aggregate` summarises, in the order of the table.
+COMPARISONS = ('vs_best_single', 'vs_mean', 'oracle_gap_closed',
+               'worst_scale_vs_start')
+
+
 def aggregate(per_seed: Dict[str, List[Dict[str, float]]],
               recipes: Dict[str, Recipe]) -> Dict[str, dict]:
     """Mean and spread of every row and comparison, per recipe.
@@ -254,8 +301,12 @@ def aggregate(per_seed: Dict[str, List[Dict[str, float]]],
         fusion = recipes[name].fusion if name in recipes else None
         comps = {}
         if fusion is not None:
-            per = [comparisons(s, fusion) for s in seeds]
-            for key in ('vs_best_single', 'vs_mean', 'oracle_gap_closed'):
+            start = recipes[name].start
+            start = 'single-scale' if start == 'single' else start
+            starts = per_seed.get(start, [None] * len(seeds))
+            per = [comparisons(s, fusion, first)
+                   for s, first in zip(seeds, starts)]
+            for key in COMPARISONS:
                 values = [p.get(key) for p in per]
                 if any(v is not None for v in values):
                     comps[key] = Summary(values)
@@ -285,9 +336,12 @@ def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
         '', 'The judged fusion row of each recipe against the best single '
         'scale and mean fusion of the same checkpoint (paired per seed; a '
         'win or loss needs |mean| > 2 std), and the share of the gap '
-        'between the best single scale and the oracle it closes:', '',
+        'between the best single scale and the oracle it closes; last, the '
+        'worst change of a single scale against the model the recipe '
+        'started from (0 for attention-only training):', '',
         '| recipe | what | fusion | vs best single | vs mean | '
-        'oracle gap closed |', '|---|---|---|---|---|---|'
+        'oracle gap closed | worst scale vs start |',
+        '|---|---|---|---|---|---|---|'
     ]
     for name, res in results.items():
         comps = res['comparisons']
@@ -304,7 +358,8 @@ def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
 
         lines.append(f'| {name} | {recipes[name].description} | '
                      f'{res["fusion"]} | {cell("vs_best_single")} | '
-                     f'{cell("vs_mean")} | {cell("oracle_gap_closed")} |')
+                     f'{cell("vs_mean")} | {cell("oracle_gap_closed")} | '
+                     f'{cell("worst_scale_vs_start")} |')
     return '\n'.join(lines)
 
 
@@ -430,24 +485,30 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
     if rows is None:
         print(f'seed {seed}: not finished, left out')
         return out
-    single_ckpt = workflow.last_checkpoint(single_dir)
+    checkpoints = {'single': workflow.last_checkpoint(single_dir)}
     rows.pop('attention', None)  # the branch is untrained here
     out['single-scale'] = rows
 
     for recipe in st.recipes:
+        label = f'seed {seed}: {recipe.name}'
         options = common + list(recipe.options)
         options += workflow.schedule_options(recipe.iters)
-        if recipe.start == 'single':
-            options.append(f'load_from={single_ckpt}')
-        label = f'seed {seed}: {recipe.name}'
+        if recipe.start != 'scratch':
+            if recipe.start not in checkpoints:
+                print(f'{label}: {recipe.start} not finished, left out')
+                out[recipe.name] = {}
+                continue
+            options.append(f'load_from={checkpoints[recipe.start]}')
+        run_dir = osp.join(seed_dir, recipe.name)
         rows = _train_and_evaluate(
-            st, osp.join(seed_dir, recipe.name),
-            label, recipe.description, recipe.config, options,
+            st, run_dir, label, recipe.description, recipe.config, options,
             recipe.config, recipe.options,
             dict(config=recipe.config, options=options,
                  scales=st.scales, data=st.data))
         if rows is None:
             print(f'{label}: not finished, left out')
+        else:
+            checkpoints[recipe.name] = workflow.last_checkpoint(run_dir)
         out[recipe.name] = rows or {}
     return out
 
