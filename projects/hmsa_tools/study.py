@@ -112,6 +112,11 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-scratch', 'all weights from scratch, paper branch, '
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),
+        # e2e-chain's branch was trained with the network changing under
+        # it; this fits it again, attention only, on the finished network.
+        Recipe('e2e-chain-refit', 'e2e-chain, then attn-higher\'s '
+               'attention-only training from that checkpoint', attn,
+               start='e2e-chain', iters=attention_iters),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale
