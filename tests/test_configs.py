@@ -7,6 +7,7 @@ configs change only the pipeline scale, each ablation only its own knob,
 each MobileNetV2 config only the trunk of its ResNet-50 twin. The partials
 under configs/_base_/ are not configs of their own and are left out.
 """
+import argparse
 import copy
 import glob
 import os.path as osp
@@ -14,12 +15,13 @@ import re
 
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
+from projects.hmsa_tools import study
 from projects.hmsa_tools.cli import HMSA_SEGMENTORS
 from projects.hmsa_tools.stock import sync_bn_to_bn
 
@@ -289,6 +291,23 @@ def test_demo_configs_run_on_a_cpu():
     assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
     assert finetune.optim_wrapper.optimizer.lr == pytest.approx(
         load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
+
+
+def test_demo_e2e_config_is_the_studys_e2e_chain_recipe():
+    """hmsa_mnv2_e2e_demo.py is what the study measured as e2e-chain: the
+    fine-tune config with the recipe's options, nothing else."""
+    recipe = study.demo_recipes(osp.join(CONFIG_DIR, 'demo'))['e2e-chain']
+    assert recipe.config.endswith('hmsa_mnv2_finetune_demo.py')
+    # the options as tools/train.py's --cfg-options reads them
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(['--cfg-options', *recipe.options])
+    measured = Config.fromfile(recipe.config)
+    measured.merge_from_dict(options.cfg_options)
+    e2e = load('demo/hmsa_mnv2_e2e_demo.py')
+    assert config_diff(e2e, measured) == set()
+    assert e2e.model.train_cfg.norm_eval is True
+    assert e2e.model.train_cfg.scale_pairs == [[0.5, 1.0, 2.0]]
 
 
 @pytest.mark.parametrize('name', [
