@@ -62,9 +62,12 @@ def demo_recipes(configs_dir: str,
     ``attn-higher`` is ``hmsa_mnv2_attn-only_demo.py`` as it is (what
     ``make demo`` runs); ``attn-paper`` and ``explicit`` change its branch
     back to the paper's (decoder features) and its schedule to the earlier
-    default (100 iterations at 5e-3); the end-to-end recipes train every
-    weight with the paper's branch and pair (0.5, 1); ``single-continue``
-    is their control (the fine-tune's schedule at one scale).
+    default (100 iterations at 5e-3); ``e2e-finetune`` and
+    ``e2e-scratch`` train every weight with the paper's branch and pair
+    (0.5, 1), ``e2e-frozen-bn`` and the ``e2e-chain`` family with
+    attn-higher's branch and BatchNorm statistics frozen;
+    ``single-continue`` is their control (the fine-tune's schedule at one
+    scale).
     """
     attn = osp.join(configs_dir, 'hmsa_mnv2_attn-only_demo.py')
     finetune = osp.join(configs_dir, 'hmsa_mnv2_finetune_demo.py')
@@ -94,10 +97,8 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-frozen-bn', 'all weights from the single-scale model, '
                'BatchNorm statistics frozen, attn-higher\'s branch at 100x '
                'the trunk\'s learning rate, pair (0.5, 1)', finetune,
-               ('model.decode_head.attention_cfg.inputs=[probs,higher]',
-                'model.train_cfg.norm_eval=True',
-                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
-                '100'), iters=100),
+               tuple(o for o in e2e_chain if 'scale_pairs' not in o),
+               iters=100),
         # e2e-frozen-bn trained on the whole inference chain: the pair
         # (0.5, 1) never trains the attention of scale 1 against 2, which
         # inference over 0.5, 1, 2 uses.
@@ -358,6 +359,8 @@ def markdown(results: Dict[str, dict], recipes: Dict[str, Recipe],
                 return '-'
             if key == 'oracle_gap_closed':
                 return comps[key].format(percent=True)
+            if key == 'worst_scale_vs_start':  # a change, not a verdict
+                return comps[key].format(sign=True)
             text = comps[key].format(sign=True)
             return f'{text} ({comps[key].verdict()})'
 
