@@ -7,10 +7,19 @@ import json
 
 import torch
 
+from projects.hmsa_tools.benchmark import measure
+from projects.hmsa_tools.benchmark.variants import BenchSettings
 from tests.utils import load_tool
 
 
-def test_quick_run_reports_all_ratios(tmp_path, capsys):
+def test_quick_run_reports_all_ratios(tmp_path, capsys, monkeypatch):
+    # The memory probes run in this process here (seven fresh processes
+    # would take most of the test's time); the fresh-process probe the
+    # benchmark uses on a CPU is tested on its own below.
+    monkeypatch.setattr(
+        measure, 'memory_in_subprocess',
+        lambda settings, name: measure.probe_variant(settings, name,
+                                                     str(tmp_path)))
     out = tmp_path / 'bench.json'
     assert load_tool('benchmark').main(
         ['--quick', '--threads', '1', '--out', str(out)]) == 0
@@ -52,3 +61,13 @@ def test_get_flops_prints_every_part(capsys):
                  '**fused model** | 64x128'):
         assert part in printed, part
     assert 'attention branch at scale 2' not in printed
+
+
+def test_memory_probe_in_a_fresh_process():
+    settings = BenchSettings(
+        trunk='mnv2', attention='bottleneck', img_size=(64, 128),
+        crop_size=(64, 64), batch_size=2, scales=(0.5, 1.0, 2.0),
+        lo_scale=0.5, frame_size=None, device='cpu', threads=1)
+    probe = measure.memory_in_subprocess(settings, 'hmsa_step')
+    assert probe['peak_bytes'] > 0 and probe['seconds'] > 0
+    assert 'fresh process' in probe['method']
