@@ -8,7 +8,6 @@ import json
 import torch
 
 from projects.hmsa_tools.benchmark import measure
-from projects.hmsa_tools.benchmark.variants import BenchSettings
 from tests.utils import load_tool
 
 
@@ -64,10 +63,9 @@ def test_get_flops_prints_every_part(capsys):
 
 
 def test_memory_probe_in_a_fresh_process():
-    settings = BenchSettings(
-        trunk='mnv2', attention='bottleneck', img_size=(64, 128),
-        crop_size=(64, 64), batch_size=2, scales=(0.5, 1.0, 2.0),
-        lo_scale=0.5, frame_size=None, device='cpu', threads=1)
+    tool = load_tool('benchmark')
+    settings = tool.settings_from_args(
+        tool.parse_args(['--quick', '--threads', '1', '--device', 'cpu']))
     probe = measure.memory_in_subprocess(settings, 'hmsa_step')
     assert probe['peak_bytes'] > 0 and probe['seconds'] > 0
     assert 'fresh process' in probe['method']
