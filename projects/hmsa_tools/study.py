@@ -75,6 +75,7 @@ def demo_recipes(configs_dir: str,
     single = osp.join(configs_dir, 'mnv2_single-scale_demo.py')
     features = 'model.decode_head.attention_cfg.inputs=[features]'
     paper_schedule = ('optim_wrapper.optimizer.lr=0.005', )
+    finest = 'model.test_cfg.fusion_grid=finest'  # training fuses so too
     e2e_chain = ('model.decode_head.attention_cfg.inputs=[probs,higher]',
                  'model.train_cfg.norm_eval=True',
                  'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
@@ -88,6 +89,11 @@ def demo_recipes(configs_dir: str,
         Recipe('attn-higher', 'attention only, branch reads own and higher '
                'scales\' probabilities, chain (0.5, 1, 2)', attn,
                iters=attention_iters),
+        # attn-higher fused on scale 2's grid instead of 1.0's: the
+        # prediction of scale 2 is no longer resized down to 1.0's grid.
+        Recipe('attn-finest', 'attn-higher with the scales fused on the '
+               'highest scale\'s grid (fusion_grid=finest)', attn,
+               (finest, ), iters=attention_iters),
         Recipe('explicit', 'explicit attention (Chen et al.), attention '
                'only, features, scales 0.5, 1, 2', attn,
                (features, 'model.train_cfg.fusion=explicit',
@@ -105,6 +111,9 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-chain', 'e2e-frozen-bn trained on the chain (0.5, 1, 2) '
                'instead of the pair (0.5, 1)', finetune, e2e_chain,
                iters=100),
+        Recipe('e2e-chain-finest', 'e2e-chain with the scales fused on '
+               'the highest scale\'s grid (fusion_grid=finest)', finetune,
+               (*e2e_chain, finest), iters=100),
         # The staged path's step 3: the same fine-tune, started from the
         # trained attention of attn-higher rather than an untrained branch.
         Recipe('e2e-staged', 'attn-higher, then e2e-chain\'s fine-tune of '

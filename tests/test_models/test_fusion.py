@@ -108,14 +108,15 @@ def test_hierarchical_closed_form(scales):
     assert torch.allclose(fused, fused[:, :, :1, :1].expand_as(fused))
 
 
-def _reference_nscale(outputs):
-    """The rule as the paper states it, written out step by step."""
-    up_size = outputs[1.0].logits.shape[-2:]
+def _reference_nscale(outputs, finest=False):
+    """The rule as the paper states it, written out step by step; with
+    ``finest`` every lower scale is brought up to the highest one's grid."""
     scales = sorted(outputs.keys(), reverse=True)
+    up_size = outputs[scales[0] if finest else 1.0].logits.shape[-2:]
     pred = outputs[scales[0]].logits
     for s in scales[1:]:
         p, a = outputs[s].logits, outputs[s].attention
-        if s >= 1.0:
+        if s >= 1.0 and not finest:
             down = F.interpolate(
                 pred, size=p.shape[-2:], mode='bilinear',
                 align_corners=False)
@@ -140,6 +141,50 @@ def test_hierarchical_matches_reference_on_random_maps(rng):
                                torch.rand(2, 1, 20, 32, generator=rng))
     torch.testing.assert_close(
         hierarchical_fuse(changed), hierarchical_fuse(outputs))
+
+
+def test_finest_grid_matches_reference_on_random_maps(rng):
+    sizes = {0.5: (5, 8), 1.0: (10, 16), 1.5: (15, 24), 2.0: (20, 32)}
+    outputs = {s: random_output(sz, rng) for s, sz in sizes.items()}
+    fused = hierarchical_fuse(outputs, finest=True)
+    assert fused.shape[-2:] == (20, 32)  # the highest scale's grid
+    torch.testing.assert_close(fused, _reference_nscale(outputs, True))
+    assert not torch.allclose(
+        F.interpolate(hierarchical_fuse(outputs), size=(20, 32),
+                      mode='bilinear', align_corners=False), fused)
+    # Up to 1.0 the highest scale's grid is the 1.0 grid: nothing changes.
+    low = {s: outputs[s] for s in (0.5, 1.0)}
+    torch.testing.assert_close(
+        hierarchical_fuse(low, finest=True), hierarchical_fuse(low))
+    for rule in ('mean', 'max', 'explicit'):
+        torch.testing.assert_close(
+            fuse(low, rule, finest=True), fuse(low, rule))
+    # mean and max of the logits on the highest grid
+    resized = torch.stack([
+        F.interpolate(o.logits, size=(20, 32), mode='bilinear',
+                      align_corners=False) for o in outputs.values()
+    ])
+    torch.testing.assert_close(
+        mean_fuse(outputs, finest=True), resized.mean(0))
+    torch.testing.assert_close(
+        max_fuse(outputs, finest=True), resized.amax(0))
+    assert explicit_fuse(outputs, finest=True).shape[-2:] == (20, 32)
+
+
+def test_finest_grid_keeps_the_highest_scale_where_lower_scales_defer(rng):
+    """Where every lower scale's attention is 0 the highest scale decides:
+    on its own grid its logits come through untouched; the 1.0 grid
+    resizes them down and back, which blurs what only it resolves."""
+    outputs = {
+        s: ScaleOutput(
+            torch.randn(1, C, *sz, generator=rng), torch.zeros(1, 1, *sz))
+        for s, sz in {0.5: (4, 4), 1.0: (8, 8), 2.0: (16, 16)}.items()
+    }
+    high = outputs[2.0].logits
+    torch.testing.assert_close(hierarchical_fuse(outputs, finest=True), high)
+    back_up = F.interpolate(hierarchical_fuse(outputs), size=(16, 16),
+                            mode='bilinear', align_corners=False)
+    assert (back_up - high).abs().mean() > 0.1
 
 
 def test_mean_and_max(rng):

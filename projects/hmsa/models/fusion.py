@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 FUSION_RULES = ('attention', 'explicit', 'mean', 'max')
-#: Where the scales are fused: the decoder's output grid of each scale
-#: (``'feature'``) or each rescaled input's pixel grid (``'image'``).
-FUSION_GRIDS = ('feature', 'image')
+#: Where the scales are fused: on the decoder's output grids, ending on the
+#: 1.0 scale's (``'feature'``) or on the highest scale's (``'finest'``), or
+#: on each rescaled input's pixel grid (``'image'``).
+FUSION_GRIDS = ('feature', 'finest', 'image')
 #: How a rescaled image's size is rounded to whole pixels.
 SIZE_ROUNDINGS = ('round', 'floor')
 
@@ -92,7 +93,8 @@ AttendFn = Callable[[Tensor, Tensor], Tensor]
 
 def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
                       align_corners: bool = False,
-                      attend: Optional[AttendFn] = None) -> Tensor:
+                      attend: Optional[AttendFn] = None,
+                      finest: bool = False) -> Tensor:
     """Chain the pairwise attention over any set of scales containing 1.0.
 
     Scales are visited from the highest down; the highest one's prediction
@@ -105,6 +107,10 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
     Two scales of a training pair fuse by the same rule: ``(0.5, 1.0)`` on
     the 1.0 grid, ``(1.0, 2.0)`` on the 1.0 grid with 2.0 resized down.
 
+    With ``finest`` every lower scale follows the ``s < 1`` rule, onto the
+    highest scale's grid: the running prediction is never resized down, so
+    the detail only the highest scale resolves is kept.
+
     Args:
         outputs (dict[float, ScaleOutput]): Per-scale outputs; must hold 1.0.
         align_corners (bool): ``align_corners`` of the resizing.
@@ -112,18 +118,21 @@ def hierarchical_fuse(outputs: Dict[float, ScaleOutput],
             logits and the running prediction resized to its grid (a branch
             that reads the higher scales); None: ``a_s`` is each output's
             ``attention``.
+        finest (bool): Fuse on the highest scale's grid, not the 1.0
+            scale's.
 
     Returns:
-        Tensor: Fused logits on the 1.0 scale's grid.
+        Tensor: Fused logits on the 1.0 scale's grid (with ``finest``, the
+        highest scale's).
     """
-    return hierarchical_chain(outputs, align_corners, attend)[0]
+    return hierarchical_chain(outputs, align_corners, attend, finest)[0]
 
 
 def hierarchical_chain(
         outputs: Dict[float, ScaleOutput],
         align_corners: bool = False,
-        attend: Optional[AttendFn] = None
-) -> Tuple[Tensor, Dict[float, Tensor]]:
+        attend: Optional[AttendFn] = None,
+        finest: bool = False) -> Tuple[Tensor, Dict[float, Tensor]]:
     """:func:`hierarchical_fuse` that also returns the attention it used.
 
     Returns:
@@ -148,7 +157,7 @@ def hierarchical_chain(
         else:
             attention = out.attention
         used[scale] = attention
-        if scale >= 1.0:
+        if scale >= 1.0 and not finest:
             pred = resize_to(pred, out.logits.shape[-2:], align_corners)
             pred = attention * out.logits + (1 - attention) * pred
         else:
@@ -170,11 +179,13 @@ def attention_scores(attention: Tensor, eps: float = 1e-6) -> Tensor:
 
 
 def explicit_fuse(outputs: Dict[float, ScaleOutput],
-                  align_corners: bool = False) -> Tensor:
+                  align_corners: bool = False,
+                  finest: bool = False) -> Tensor:
     """Explicit attention to scale (Chen et al., 2016, "Attention to Scale").
 
     Every scale's logits and attention score ``z_s`` (the branch's output
-    before its sigmoid) are resized to the 1.0 grid; the weights are a
+    before its sigmoid) are resized to the 1.0 grid (with ``finest``, the
+    highest scale's); the weights are a
     softmax over the scales at every pixel, ``w_s = softmax_s(z_s)``, and
     ``fused = sum_s w_s * up(p_s)``. Unlike :func:`hierarchical_fuse` the
     weights are absolute, so the model is tied to the scale set it was
@@ -184,12 +195,12 @@ def explicit_fuse(outputs: Dict[float, ScaleOutput],
         outputs (dict[float, ScaleOutput]): Per-scale outputs, each with an
             attention map; must hold 1.0.
         align_corners (bool): ``align_corners`` of the resizing.
+        finest (bool): Fuse on the highest scale's grid.
 
     Returns:
-        Tensor: Fused logits on the 1.0 scale's grid.
+        Tensor: Fused logits on the grid they were fused on.
     """
-    _check_has_unit_scale(outputs)
-    size = outputs[1.0].logits.shape[-2:]
+    size = fusion_size(outputs, finest)
     logits, scores = [], []
     for scale in sorted(outputs):
         out = outputs[scale]
@@ -205,34 +216,39 @@ def explicit_fuse(outputs: Dict[float, ScaleOutput],
 
 
 def mean_fuse(outputs: Dict[float, ScaleOutput],
-              align_corners: bool = False) -> Tensor:
-    """Average the per-scale logits on the 1.0 scale's grid."""
-    return torch.stack(_logits_on_unit_grid(outputs, align_corners)).mean(0)
+              align_corners: bool = False,
+              finest: bool = False) -> Tensor:
+    """Average the per-scale logits on the 1.0 scale's grid (with
+    ``finest``, the highest scale's)."""
+    return torch.stack(_logits_on(outputs, align_corners, finest)).mean(0)
 
 
 def max_fuse(outputs: Dict[float, ScaleOutput],
-             align_corners: bool = False) -> Tensor:
-    """Element-wise maximum of the per-scale logits on the 1.0 grid."""
-    return torch.stack(_logits_on_unit_grid(outputs,
-                                            align_corners)).amax(0)
+             align_corners: bool = False,
+             finest: bool = False) -> Tensor:
+    """Element-wise maximum of the per-scale logits on the 1.0 grid (with
+    ``finest``, the highest scale's)."""
+    return torch.stack(_logits_on(outputs, align_corners, finest)).amax(0)
 
 
 def fuse(outputs: Dict[float, ScaleOutput],
          rule: str,
          align_corners: bool = False,
-         attend: Optional[AttendFn] = None) -> Tensor:
+         attend: Optional[AttendFn] = None,
+         finest: bool = False) -> Tensor:
     """Fuse per-scale outputs with ``rule`` (one of :data:`FUSION_RULES`).
 
-    ``attend`` is passed to :func:`hierarchical_fuse` (``'attention'``).
+    ``attend`` is passed to :func:`hierarchical_fuse` (``'attention'``);
+    ``finest`` fuses on the highest scale's grid, whatever the rule.
     """
     if rule == 'attention':
-        return hierarchical_fuse(outputs, align_corners, attend=attend)
+        return hierarchical_fuse(outputs, align_corners, attend, finest)
     if rule == 'explicit':
-        return explicit_fuse(outputs, align_corners)
+        return explicit_fuse(outputs, align_corners, finest)
     if rule == 'mean':
-        return mean_fuse(outputs, align_corners)
+        return mean_fuse(outputs, align_corners, finest)
     if rule == 'max':
-        return max_fuse(outputs, align_corners)
+        return max_fuse(outputs, align_corners, finest)
     raise ValueError(f'unknown fusion rule {rule!r}; expected one of '
                      f'{", ".join(FUSION_RULES)}')
 
@@ -241,17 +257,17 @@ def fuse_with_attention(
         outputs: Dict[float, ScaleOutput],
         rule: str,
         align_corners: bool = False,
-        attend: Optional[AttendFn] = None
-) -> Tuple[Tensor, Dict[float, Tensor]]:
+        attend: Optional[AttendFn] = None,
+        finest: bool = False) -> Tuple[Tensor, Dict[float, Tensor]]:
     """Fuse with ``'attention'`` or ``'explicit'`` and also return the
     attention each scale was fused with (``{scale: a_s}``, every scale but
     the highest for ``'attention'``, every scale for ``'explicit'``), so
     other logits (a cascade's earlier stages) can be fused with the same.
     """
     if rule == 'attention':
-        return hierarchical_chain(outputs, align_corners, attend)
+        return hierarchical_chain(outputs, align_corners, attend, finest)
     if rule == 'explicit':
-        return explicit_fuse(outputs, align_corners), {
+        return explicit_fuse(outputs, align_corners, finest), {
             s: o.attention
             for s, o in outputs.items()
         }
@@ -265,10 +281,17 @@ def _check_has_unit_scale(outputs: Dict[float, ScaleOutput]) -> None:
                          f'scales {sorted(outputs)}')
 
 
-def _logits_on_unit_grid(outputs: Dict[float, ScaleOutput],
-                         align_corners: bool) -> list:
+def fusion_size(outputs: Dict[float, ScaleOutput],
+                finest: bool = False) -> Tuple[int, int]:
+    """The grid the rules fuse on: the 1.0 scale's, or with ``finest`` the
+    highest scale's."""
     _check_has_unit_scale(outputs)
-    size = outputs[1.0].logits.shape[-2:]
+    return tuple(outputs[max(outputs) if finest else 1.0].logits.shape[-2:])
+
+
+def _logits_on(outputs: Dict[float, ScaleOutput], align_corners: bool,
+               finest: bool) -> list:
+    size = fusion_size(outputs, finest)
     return [
         resize_to(outputs[s].logits, size, align_corners)
         for s in sorted(outputs)

@@ -92,7 +92,8 @@ class HMSACascadeEncoderDecoder(HMSAEncoderDecoder):
         stage's loss on its logits fused with the same attention."""
         rule = self.train_cfg.fusion
         fused, used = fuse_with_attention(outputs, rule, self.align_corners,
-                                          self._attend_higher)
+                                          self._attend_higher,
+                                          self.fuse_finest)
         losses = self.final_head.loss_by_feat(fused, data_samples)
         for i, head in enumerate(self.decode_head[:-1]):
             stage = {
@@ -104,6 +105,7 @@ class HMSACascadeEncoderDecoder(HMSAEncoderDecoder):
             losses.update(
                 add_prefix(
                     head.loss_by_feat(
-                        fuse(stage, rule, self.align_corners), data_samples),
+                        fuse(stage, rule, self.align_corners,
+                             finest=self.fuse_finest), data_samples),
                     f'stage{i}'))
         return losses

@@ -159,6 +159,12 @@ class HMSAEncoderDecoder(EncoderDecoder):
         return self.attention_branch.attend_higher \
             if self.attention_reads_higher else None
 
+    @property
+    def fuse_finest(self) -> bool:
+        """Whether the scales are fused on the highest scale's grid
+        (``test_cfg.fusion_grid='finest'``) rather than the 1.0 scale's."""
+        return self.test_cfg.fusion_grid == 'finest'
+
     def _scales_and_fusion(self,
                            scales: Optional[Sequence[float]] = None,
                            fusion: Optional[str] = None) -> Tuple[Scales, str]:
@@ -263,7 +269,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                      fusion: str) -> Tensor:
         """Fuse per-scale outputs (:meth:`forward_scales`) with the rule
         ``fusion``, with this model's attention branch."""
-        return fuse(outputs, fusion, self.align_corners, self._attend_higher)
+        return fuse(outputs, fusion, self.align_corners, self._attend_higher,
+                    self.fuse_finest)
 
     def multiscale_inference(
         self,
@@ -291,7 +298,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
             # the attention exists only inside the chain: keep what it used
             fused, used = fuse_with_attention(outputs, 'attention',
                                               self.align_corners,
-                                              self._attend_higher)
+                                              self._attend_higher,
+                                              self.fuse_finest)
             if fusion != 'attention':
                 fused = self.fuse_outputs(outputs, fusion)
             outputs = {
@@ -431,7 +439,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
         """The loss terms of one fusion of a training step's scales."""
         fused, _ = fuse_with_attention(outputs, self.train_cfg.fusion,
                                        self.align_corners,
-                                       self._attend_higher)
+                                       self._attend_higher, self.fuse_finest)
         return self.final_head.loss_by_feat(fused, data_samples)
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:

@@ -54,9 +54,14 @@ Training rescales and fuses as inference does (``test_cfg``'s
   attention to that scale's input size, then fuses, as NVIDIA's
   ``nscale_forward`` does: the per-scale maps are ``stride**2`` times
   larger (16x at stride 4; at scale 2 of a 1024x2048 image one 19-class
-  map is 0.64 GB in float32). Slide inference already accumulates each
-  scale on its input's pixel grid, so the option only changes whole
-  inference.
+  map is 0.64 GB in float32). ``'finest'`` fuses on the decode head's
+  grids like ``'feature'``, but onto the highest scale's grid: every lower
+  scale's weighted logits and attention are resized up to it (the rule of
+  the scales below 1.0), so the prediction of the highest scale is never
+  resized down and keeps the thin structures only it resolves. Its fused
+  maps are ``max(scales)**2`` times those of ``'feature'`` (4x for scales
+  up to 2). Slide inference already accumulates each scale on its input's
+  pixel grid, so the option only changes whole inference.
 - ``scale_rounding`` (str, ``'round'``): how a scaled image's size is
   rounded to whole pixels; ``'floor'`` is ``F.interpolate(scale_factor=s,
   recompute_scale_factor=True)``'s, NVIDIA's. ``fusion_grid='image'`` with

@@ -536,8 +536,9 @@ def _higher_model(test_cfg=None, **train_cfg):
                           **(test_cfg or {}))))
 
 
-def _reference_higher_chain(model, outputs):
-    """The chain written out: a_s = branch(probs_s, probs(pred on s))."""
+def _reference_higher_chain(model, outputs, finest=False):
+    """The chain written out: a_s = branch(probs_s, probs(pred on s)); with
+    ``finest`` every lower scale is brought up to scale 2's grid."""
     branch = model.decode_head.attention
     pred = outputs[2.0].logits
     attention = {}
@@ -547,7 +548,7 @@ def _reference_higher_chain(model, outputs):
             torch.cat([p.softmax(1),
                        _resize(pred, p.shape[-2:]).softmax(1)], 1))
         attention[s] = a
-        if s >= 1.0:
+        if s >= 1.0 and not finest:
             pred = a * p + (1 - a) * _resize(pred, p.shape[-2:])
         else:
             size = pred.shape[-2:]
@@ -596,6 +597,36 @@ def test_higher_branch_slide_mode_and_training():
     losses['decode.loss_ce'].backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None}
     assert grads and all(n.startswith('decode_head.attention.') for n in grads)
+
+
+def test_finest_fusion_grid_in_inference_and_training():
+    """``test_cfg.fusion_grid='finest'``: inference and the training loss
+    fuse on scale 2's grid, by the written-out chain."""
+    model = _higher_model(dict(fusion_grid='finest'),
+                          scale_pairs=[[0.5, 1.0, 2.0]],
+                          attention_only=True).eval()
+    x, samples = images(), make_samples(2, 64, 64)
+    with torch.no_grad():
+        outputs = model.forward_scales(x)
+        fused = model.inference(x, [s.metainfo for s in samples])
+        expected, _ = _reference_higher_chain(model, outputs, finest=True)
+        on_unit, _ = _reference_higher_chain(model, outputs)
+    assert expected.shape[-2:] == outputs[2.0].logits.shape[-2:]
+    torch.testing.assert_close(
+        fused, _resize(expected, (64, 64)), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(fused, _resize(on_unit, (64, 64)))
+    losses = model.loss(x, samples)
+    torch.testing.assert_close(
+        losses['decode.loss_ce'],
+        model.decode_head.loss_by_feat(expected, samples)['loss_ce'])
+    # mean fusion on the same grid
+    with torch.no_grad():
+        mean = model.inference(x, [s.metainfo for s in samples],
+                               fusion='mean')
+    stack = torch.stack(
+        [_resize(o.logits, expected.shape[-2:]) for o in outputs.values()])
+    torch.testing.assert_close(
+        mean, _resize(stack.mean(0), (64, 64)), rtol=1e-5, atol=1e-5)
 
 
 def test_higher_branch_refuses_explicit_fusion():
