@@ -112,7 +112,8 @@ def test_config_families_are_all_there():
     assert len([n for n in names if n.startswith('ablations/')]) == 8
     assert {
         'demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
-        'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py'
+        'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py',
+        'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py'
     } <= names
 
 
@@ -272,7 +273,8 @@ def test_staged_configs(trunk, main):
 
 def test_demo_configs_run_on_a_cpu():
     for name in ('demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
-                 'demo/hmsa_mnv2_attn-only_demo.py'):
+                 'demo/hmsa_mnv2_attn-only_demo.py',
+                 'demo/hmsa_mnv2_attn-finest_demo.py'):
         cfg = load(name)
         assert 'SyncBN' not in str(cfg.model.to_dict()), name
         assert cfg.model.pretrained is None
@@ -286,6 +288,11 @@ def test_demo_configs_run_on_a_cpu():
     assert attn.load_from.startswith('work_dirs/demo/single_scale/')
     assert attn.model.decode_head.attention_cfg.inputs == ['probs', 'higher']
     assert attn.model.train_cfg.scale_pairs == [[0.5, 1.0, 2.0]]
+    assert attn.model.test_cfg.get('fusion_grid', 'feature') == 'feature'
+    # what make demo trains: the same, fused on the highest scale's grid
+    finest = load('demo/hmsa_mnv2_attn-finest_demo.py')
+    assert config_diff(finest, attn) == {'model.test_cfg.fusion_grid'}
+    assert finest.model.test_cfg.fusion_grid == 'finest'
     finetune = load('demo/hmsa_mnv2_finetune_demo.py')
     assert not finetune.model.train_cfg.get('attention_only', False)
     assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
@@ -293,21 +300,24 @@ def test_demo_configs_run_on_a_cpu():
         load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
 
 
-def test_demo_e2e_config_is_the_studys_e2e_chain_recipe():
-    """hmsa_mnv2_e2e_demo.py is what the study measured as e2e-chain: the
-    fine-tune config with the recipe's options, nothing else."""
-    recipe = study.demo_recipes(osp.join(CONFIG_DIR, 'demo'))['e2e-chain']
-    assert recipe.config.endswith('hmsa_mnv2_finetune_demo.py')
+@pytest.mark.parametrize('name,recipe_name', [
+    ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain'),
+    ('demo/hmsa_mnv2_attn-finest_demo.py', 'attn-finest'),
+])
+def test_demo_config_is_the_studys_recipe(name, recipe_name):
+    """A demo config that stands for a study recipe is what the study
+    measured: the recipe's config with the recipe's options, nothing
+    else."""
+    recipe = study.demo_recipes(osp.join(CONFIG_DIR, 'demo'))[recipe_name]
     # the options as tools/train.py's --cfg-options reads them
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     options = parser.parse_args(['--cfg-options', *recipe.options])
     measured = Config.fromfile(recipe.config)
     measured.merge_from_dict(options.cfg_options)
-    e2e = load('demo/hmsa_mnv2_e2e_demo.py')
-    assert config_diff(e2e, measured) == set()
-    assert e2e.model.train_cfg.norm_eval is True
-    assert e2e.model.train_cfg.scale_pairs == [[0.5, 1.0, 2.0]]
+    cfg = load(name)
+    assert config_diff(cfg, measured) == set()
+    assert config_diff(cfg, Config.fromfile(recipe.config)) != set()
 
 
 @pytest.mark.parametrize('name', [

@@ -16,9 +16,13 @@ model = dict(
     decode_head=dict(type='HMSASepASPPHead'),
     # Infer at 0.5, 1.0 and 2.0 and chain the pairwise attention fusion.
     # A full 1024x2048 image is 2048x4096 at scale 2: windows of 1024x1024
-    # keep the memory of one forward pass bounded.
+    # keep the memory of one forward pass bounded. Fusion on the highest
+    # scale's grid: slide inference fuses on the pixel grid anyway, so this
+    # matters for whole-image inference and for training on a chain that
+    # reaches 2.0 (scale 2's prediction is not resized down to 1.0's grid).
     test_cfg=dict(
         mode='slide',
         crop_size=(1024, 1024),
         stride=(768, 768),
-        scales=[0.5, 1.0, 2.0]))
+        scales=[0.5, 1.0, 2.0],
+        fusion_grid='finest'))

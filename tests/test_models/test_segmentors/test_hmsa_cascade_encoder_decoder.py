@@ -150,8 +150,10 @@ def test_inference_each_fusion_mode_and_flip(fusion, mode):
         assert r.scale_outputs[0.5].attention.shape == (1, 28, 40)
 
 
-def test_whole_inference_is_the_chain_and_tensor_mode_is_fused():
-    model = ocrnet(test_cfg=dict(scales=[0.5, 1.0, 2.0])).eval()
+@pytest.mark.parametrize('grid', ['feature', 'finest'])
+def test_whole_inference_is_the_chain_and_tensor_mode_is_fused(grid):
+    model = ocrnet(
+        test_cfg=dict(scales=[0.5, 1.0, 2.0], fusion_grid=grid)).eval()
     x = images(h=64, w=64)
     with torch.no_grad():
         got = model.inference(x, [dict(pad_shape=(64, 64))] * 2)
@@ -161,7 +163,8 @@ def test_whole_inference_is_the_chain_and_tensor_mode_is_fused():
             xs = F.interpolate(x, scale_factor=s, mode='bilinear') \
                 if s != 1.0 else x
             outs[s] = model.forward_scale(xs)
-    ref = F.interpolate(hierarchical_fuse(outs), size=(64, 64),
+    ref = F.interpolate(hierarchical_fuse(outs, finest=grid == 'finest'),
+                        size=(64, 64),
                         mode='bilinear', align_corners=False)
     torch.testing.assert_close(got, ref)
     torch.testing.assert_close(tensor, got)

@@ -363,25 +363,29 @@ def test_predict_each_fusion_and_mode(mode):
             assert diff > 0.01 * logits[a].abs().max(), (a, b)
 
 
-def test_whole_attention_inference_matches_reference_chain():
+@pytest.mark.parametrize('grid', ['feature', 'finest'])
+def test_whole_attention_inference_matches_reference_chain(grid):
+    finest = grid == 'finest'
     model = build(
-        tiny_segmentor(test_cfg=dict(scales=[0.5, 1.0, 2.0]))).eval()
+        tiny_segmentor(
+            test_cfg=dict(scales=[0.5, 1.0, 2.0], fusion_grid=grid))).eval()
     x = images(h=64, w=64)
     with torch.no_grad():
         got = model.inference(x, [dict(pad_shape=(64, 64))] * 2)
         outs = _run_scales(model, x, (0.5, 1.0, 2.0))
-    ref = hierarchical_fuse(outs)
+    ref = hierarchical_fuse(outs, finest=finest)
     ref = F.interpolate(ref, size=(64, 64), mode='bilinear',
                         align_corners=False)
     torch.testing.assert_close(got, ref)
+    grid_size = outs[2.0 if finest else 1.0].logits.shape[-2:]
     for rule, op in (('mean', lambda t: t.mean(0)),
                      ('max', lambda t: t.amax(0))):
         with torch.no_grad():
             got = model.inference(x, [dict(pad_shape=(64, 64))] * 2,
                                   fusion=rule)
         stack = torch.stack([
-            F.interpolate(o.logits, size=outs[1.0].logits.shape[-2:],
-                          mode='bilinear', align_corners=False)
+            F.interpolate(o.logits, size=grid_size, mode='bilinear',
+                          align_corners=False)
             for o in outs.values()
         ])
         ref = F.interpolate(op(stack), size=(64, 64), mode='bilinear',
@@ -557,7 +561,8 @@ def _reference_higher_chain(model, outputs, finest=False):
 
 
 def test_higher_branch_inference_matches_the_written_out_chain():
-    model = _higher_model(dict(return_scales=True)).eval()
+    model = _higher_model(dict(return_scales=True,
+                               fusion_grid='feature')).eval()
     x = images()
     with torch.no_grad():
         outputs = model.forward_scales(x)
