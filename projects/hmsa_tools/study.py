@@ -67,7 +67,9 @@ def demo_recipes(configs_dir: str,
     (0.5, 1), ``e2e-frozen-bn`` and the ``e2e-chain`` family with
     attn-higher's branch and BatchNorm statistics frozen;
     ``single-continue`` is their control (the fine-tune's schedule at one
-    scale).
+    scale). The ``-finest`` recipes fuse on the highest scale's grid
+    (``hmsa_mnv2_attn-finest_demo.py`` is ``attn-finest``); the others on
+    the 1.0 scale's, the segmentor's default.
     """
     attn = osp.join(configs_dir, 'hmsa_mnv2_attn-only_demo.py')
     finetune = osp.join(configs_dir, 'hmsa_mnv2_finetune_demo.py')
