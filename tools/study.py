@@ -98,10 +98,18 @@ def main(argv=None) -> int:
     if args.report_only:
         pass  # nothing is trained: the data is not needed
     elif args.data_root is None:
-        steps.make_data(data_root, args.num_train, args.num_val,
-                        args.height, args.width, args.data_seed,
-                        log=osp.join(work_dir, 'make_data.log'),
-                        family=args.family)
+        # made once: a second study in the same folder (another seed or
+        # recipe, or one running beside it) reads the same files
+        if study.is_reusable(data_root, data, not args.fresh):
+            print(f'reusing the data in {data_root}')
+        else:
+            if osp.exists(data_root + '.settings'):  # stale until remade
+                os.remove(data_root + '.settings')
+            steps.make_data(data_root, args.num_train, args.num_val,
+                            args.height, args.width, args.data_seed,
+                            log=osp.join(work_dir, 'make_data.log'),
+                            family=args.family)
+            study.write_stamp(data_root, data)
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,

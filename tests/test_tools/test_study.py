@@ -41,7 +41,8 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
 
     again = run_tool(args, cwd=str(tmp_path), timeout=300)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count('reusing') == 4
+    assert again.stdout.count('reusing') == 5  # four runs and the data
+    assert 'make_demo_data' not in again.stdout
     assert json.loads((work / 'study.json').read_text()) == summary
 
     # a report of what is finished, seed 2 is not: nothing is trained
