@@ -301,7 +301,7 @@ def test_demo_configs_run_on_a_cpu():
 
 
 @pytest.mark.parametrize('name,recipe_name', [
-    ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain'),
+    ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain-finest'),
     ('demo/hmsa_mnv2_attn-finest_demo.py', 'attn-finest'),
 ])
 def test_demo_config_is_the_studys_recipe(name, recipe_name):
