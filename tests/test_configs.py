@@ -113,7 +113,9 @@ def test_config_families_are_all_there():
     assert {
         'demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
         'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py',
-        'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py'
+        'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py',
+        'demo/r50_single-scale_demo.py', 'demo/hmsa_r50_attn-only_demo.py',
+        'demo/hmsa_r50_attn-finest_demo.py'
     } <= names
 
 
@@ -342,6 +344,29 @@ def test_mobilenet_configs_change_only_the_trunk(name):
     if name.startswith('staged/'):
         assert cfg.model.pretrained is None
         assert 'mobilenet-v2' in cfg.load_from
+
+
+@pytest.mark.parametrize('name', [
+    n for n in CONFIGS if n.startswith('demo/') and 'r50' in n])
+def test_resnet50_demo_configs_change_only_the_trunk(name):
+    """Each ResNet-50 demo config is its MobileNetV2 twin with MMSeg's
+    ResNet-50-D8 trunk (BatchNorm, no ImageNet weights, as the demo) and,
+    for a staged step, its own checkpoint."""
+    cfg = load(name)
+    twin = load(name.replace('r50', 'mnv2'))
+    stock = load(MAIN['hmsa_r50.py'])
+    assert cfg.model.pretrained is None
+    assert cfg.model.backbone == dict(
+        stock.model.backbone, norm_cfg=dict(type='BN', requires_grad=True))
+    for key in ('in_channels', 'c1_in_channels'):
+        assert cfg.model.decode_head[key] == stock.model.decode_head[key]
+    assert cfg.model.auxiliary_head.in_channels == \
+        stock.model.auxiliary_head.in_channels
+    for key in config_diff(cfg, twin):
+        assert key.startswith((*TRUNK[:-1], 'resnet50_d8.')) or \
+            key == 'load_from', f'{name} also changes {key}'
+    if cfg.get('load_from'):
+        assert 'demo_r50/' in cfg.load_from
 
 
 def test_hmsa_demo_states_only_hmsa():

@@ -96,6 +96,28 @@ def test_demo_recipes_point_at_configs_that_exist():
         assert osp.isfile(recipe.config), recipe.config
     assert recipes['explicit'].fusion == 'explicit'
     assert recipes['e2e-scratch'].start == 'scratch'
+    assert study.missing_configs(list(recipes.values())) == []
+
+
+def test_the_resnet50_trunk_has_the_staged_recipes_and_the_control():
+    import os.path as osp
+    mnv2 = study.demo_recipes(DEMO)
+    r50 = study.demo_recipes(DEMO, trunk='r50')
+    assert set(r50) == set(mnv2)
+    for name, recipe in r50.items():
+        # the same recipe: only the config's trunk differs
+        assert recipe.options == mnv2[name].options
+        assert osp.basename(recipe.config) == osp.basename(
+            mnv2[name].config).replace('mnv2', 'r50')
+    runs = [r50[n] for n in ('attn-higher', 'attn-finest', 'single-continue',
+                             'attn-paper', 'explicit')]
+    assert study.missing_configs(runs) == []
+    missing = study.missing_configs([r50['e2e-chain'], r50['attn-finest']])
+    assert missing == [f'e2e-chain ({r50["e2e-chain"].config})']
+    configs = study.demo_configs(DEMO, 'r50')
+    assert osp.basename(configs['single']) == 'r50_single-scale_demo.py'
+    with pytest.raises(ValueError, match='trunk must be one of'):
+        study.demo_configs(DEMO, 'r101')
 
 
 def test_one_seed_has_no_spread():

@@ -12,8 +12,11 @@ Examples::
     # the demo data (made first), three seeds, every recipe
     python tools/study.py --seeds 0 1 2
     # the recommended recipe on the second synthetic family
-    python tools/study.py --family street2 --recipes attn-higher \\
+    python tools/study.py --family street2 --recipes attn-finest \\
         --work-dir work_dirs/study_street2
+    # the same, and its control, on the ResNet-50-D8 trunk
+    python tools/study.py --trunk r50 --recipes single-continue \\
+        attn-finest --work-dir work_dirs/study_r50
     # two recipes on data in the Cityscapes layout elsewhere
     python tools/study.py --data-root data/other --recipes attn-paper \\
         attn-higher
@@ -53,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         'of --family in WORK_DIR/data)')
     parser.add_argument('--data-seed', type=int, default=0)
     workflow.add_data_arguments(parser)
+    parser.add_argument(
+        '--trunk',
+        choices=study.TRUNKS,
+        default='mnv2',
+        help='the demo configs\' trunk: MobileNetV2 (default) or '
+        'ResNet-50-D8 (configs/demo/*r50*; the staged recipes and the '
+        'control)')
     parser.add_argument('--single-iters', type=int, default=120)
     parser.add_argument('--attention-iters', type=int, default=150)
     parser.add_argument(
@@ -75,6 +85,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                      'go with --data-root')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds repeats a seed: {args.seeds}')
+    missing = study.missing_configs(
+        study.select_recipes(
+            study.demo_recipes(DEMO_CONFIGS, trunk=args.trunk),
+            args.recipes))
+    if missing:
+        parser.error(f'--trunk {args.trunk} has no config for: '
+                     + ', '.join(missing))
     for name in ('single_iters', 'attention_iters', 'num_train', 'num_val'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
@@ -113,16 +130,15 @@ def main(argv=None) -> int:
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
-                                 args.attention_iters)
+                                 args.attention_iters, args.trunk)
+    configs = study.demo_configs(DEMO_CONFIGS, args.trunk)
     settings = study.StudySettings(
         seeds=args.seeds,
         recipes=study.select_recipes(recipes, args.recipes),
         steps=steps,
         work_dir=work_dir,
-        single_config=osp.join(DEMO_CONFIGS,
-                               'mnv2_single-scale_demo.py'),
-        eval_config=osp.join(DEMO_CONFIGS,
-                             'hmsa_mnv2_attn-only_demo.py'),
+        single_config=configs['single'],
+        eval_config=configs['attn'],
         single_iters=args.single_iters,
         options=workflow.data_options(data_root, args.height,
                                       args.width) + list(args.cfg_options),

@@ -53,11 +53,38 @@ class Recipe:
     fusion: Optional[str] = 'attention'
 
 
+#: Trunks the demo configs come in: the name in their file names.
+TRUNKS = ('mnv2', 'r50')
+
+
+def demo_configs(configs_dir: str, trunk: str = 'mnv2') -> Dict[str, str]:
+    """The demo configs of one trunk in ``configs_dir``, by role:
+    ``single`` (the stock single-scale model), ``attn`` (attention-only
+    training), ``finetune`` (every weight from the single-scale model) and
+    ``scratch`` (the HMSA model from scratch). A trunk need not have every
+    role's file (see :func:`missing_configs`)."""
+    if trunk not in TRUNKS:
+        raise ValueError(f'trunk must be one of {TRUNKS}, got {trunk!r}')
+    names = dict(single=f'{trunk}_single-scale_demo.py',
+                 attn=f'hmsa_{trunk}_attn-only_demo.py',
+                 finetune=f'hmsa_{trunk}_finetune_demo.py',
+                 scratch=f'hmsa_{trunk}_demo.py')
+    return {role: osp.join(configs_dir, n) for role, n in names.items()}
+
+
+def missing_configs(recipes: Sequence[Recipe]) -> List[str]:
+    """``'<recipe> (<config>)'`` for each recipe whose config file is not
+    there (a trunk without that role's config)."""
+    return [f'{r.name} ({r.config})' for r in recipes
+            if not osp.isfile(r.config)]
+
+
 def demo_recipes(configs_dir: str,
                  single_iters: int = 120,
-                 attention_iters: int = 150) -> Dict[str, Recipe]:
+                 attention_iters: int = 150,
+                 trunk: str = 'mnv2') -> Dict[str, Recipe]:
     """The recipes of the study on the demo configs in ``configs_dir``
-    (the repository's ``configs/demo``).
+    (the repository's ``configs/demo``) of ``trunk`` (:data:`TRUNKS`).
 
     ``attn-higher`` is ``hmsa_mnv2_attn-only_demo.py`` as it is (what
     ``make demo`` runs); ``attn-paper`` and ``explicit`` change its branch
@@ -71,10 +98,9 @@ def demo_recipes(configs_dir: str,
     (``hmsa_mnv2_attn-finest_demo.py`` is ``attn-finest``); the others on
     the 1.0 scale's, the segmentor's default.
     """
-    attn = osp.join(configs_dir, 'hmsa_mnv2_attn-only_demo.py')
-    finetune = osp.join(configs_dir, 'hmsa_mnv2_finetune_demo.py')
-    scratch = osp.join(configs_dir, 'hmsa_mnv2_demo.py')
-    single = osp.join(configs_dir, 'mnv2_single-scale_demo.py')
+    configs = demo_configs(configs_dir, trunk)
+    attn, finetune = configs['attn'], configs['finetune']
+    scratch, single = configs['scratch'], configs['single']
     features = 'model.decode_head.attention_cfg.inputs=[features]'
     paper_schedule = ('optim_wrapper.optimizer.lr=0.005', )
     finest = 'model.test_cfg.fusion_grid=finest'  # training fuses so too

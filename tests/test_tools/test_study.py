@@ -65,6 +65,10 @@ def test_bad_arguments_are_named(tmp_path):
     result = run_tool([study, '--jobs', '0'], cwd=str(tmp_path))
     assert result.returncode == 2 and '--jobs: must be a whole number' in \
         result.stderr
+    result = run_tool([study, '--trunk', 'r50', '--recipes', 'e2e-chain'],
+                      cwd=str(tmp_path))
+    assert result.returncode == 2 and '--trunk r50 has no config for: ' \
+        'e2e-chain (' in result.stderr
     result = run_tool([study, '--data-root', str(tmp_path / 'none')],
                       cwd=str(tmp_path))
     assert result.returncode == 1 and 'is not a folder' in result.stderr
