@@ -3,9 +3,4 @@
 _base_ = ['./hmsa_mnv2_attn-only_demo.py', '../_base_/models/resnet50-d8.py']
 
 load_from = 'work_dirs/demo_r50/single_scale/iter_120.pth'
-model = dict(
-    _base_.resnet50_d8,
-    pretrained=None,
-    backbone=dict(
-        _base_.resnet50_d8.backbone,
-        norm_cfg=dict(type='BN', requires_grad=True)))
+model = _base_.resnet50_d8_demo

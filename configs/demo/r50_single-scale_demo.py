@@ -3,9 +3,4 @@
 # the trunk), BatchNorm as in the demo, no ImageNet weights (none offline).
 _base_ = ['./mnv2_single-scale_demo.py', '../_base_/models/resnet50-d8.py']
 
-model = dict(
-    _base_.resnet50_d8,
-    pretrained=None,
-    backbone=dict(
-        _base_.resnet50_d8.backbone,
-        norm_cfg=dict(type='BN', requires_grad=True)))
+model = _base_.resnet50_d8_demo
