@@ -122,6 +122,14 @@ def demo_recipes(configs_dir: str,
         Recipe('attn-finest', 'attn-higher with the scales fused on the '
                'highest scale\'s grid (fusion_grid=finest)', attn,
                (finest, ), iters=attention_iters),
+        # attn-finest with the branch trained at the test geometry: the
+        # single-scale model's random resize (0.5 to 2) shows the branch
+        # objects up to twice their test size, where scale 0.5 is often
+        # right; at test time it is the worst scale.
+        Recipe('attn-finest-whole', 'attn-finest trained on whole images '
+               'at the test size (no random resize)', attn,
+               (finest, 'train_dataloader.dataset.pipeline.2.ratio_range='
+                '(1.0,1.0)'), iters=attention_iters),
         Recipe('explicit', 'explicit attention (Chen et al.), attention '
                'only, features, scales 0.5, 1, 2', attn,
                (features, 'model.train_cfg.fusion=explicit',
