@@ -117,6 +117,22 @@ def build(cfg: dict):
     return model
 
 
+def assert_traces(model, image, other) -> None:
+    """``torch.jit.trace`` of ``model`` (eval mode, ``mode='tensor'``) on
+    ``image`` computes on ``other`` what the model does.
+
+    Checked on another image, so torch's own check (two more traces on the
+    same one) is left out, and the traced graph runs without the JIT's
+    optimisation passes: on a slide graph of many windows both cost
+    minutes of a CPU and test nothing of the model."""
+    import pytest
+    import torch
+    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
+        traced = torch.jit.trace(model, image, check_trace=False)
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        torch.testing.assert_close(traced(other), model(other, mode='tensor'))
+
+
 def make_samples(n: int, h: int, w: int, seed: int = 0, ori=None,
                  pad=(0, 0, 0, 0), flip=False):
     """Data samples with random labels and the metainfo MMSeg's pipeline

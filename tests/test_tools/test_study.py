@@ -2,7 +2,10 @@
 import json
 import os.path as osp
 
-from tests.utils import ROOT, run_tool
+import pytest
+
+from projects.hmsa_tools.cli import ToolError
+from tests.utils import ROOT, load_tool, run_tool
 
 
 def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
@@ -58,19 +61,25 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
         'rows']['oracle']['mean']
 
 
-def test_bad_arguments_are_named(tmp_path):
-    study = osp.join(ROOT, 'tools', 'study.py')
-    result = run_tool([study, '--seeds', '1', '1'], cwd=str(tmp_path))
-    assert result.returncode == 2 and 'repeats a seed' in result.stderr
-    result = run_tool([study, '--jobs', '0'], cwd=str(tmp_path))
-    assert result.returncode == 2 and '--jobs: must be a whole number' in \
-        result.stderr
-    result = run_tool([study, '--trunk', 'r50', '--recipes', 'e2e-chain'],
-                      cwd=str(tmp_path))
-    assert result.returncode == 2 and '--trunk r50 has no config for: ' \
-        'e2e-chain (' in result.stderr
-    result = run_tool([study, '--data-root', str(tmp_path / 'none')],
-                      cwd=str(tmp_path))
+def test_bad_arguments_are_named(tmp_path, capsys):
+    # in this process: the checks come before anything is trained
+    study = load_tool('study')
+    for argv, message in [
+        (['--seeds', '1', '1'], 'repeats a seed'),
+        (['--jobs', '0'], '--jobs: must be a whole number'),
+        (['--trunk', 'r50', '--recipes', 'e2e-chain'],
+         '--trunk r50 has no config for: e2e-chain ('),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            study.main(argv)
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(ToolError, match='is not a folder'):
+        study.main(['--data-root', str(tmp_path / 'none'),
+                    '--work-dir', str(tmp_path / 'study')])
+    # and from the command line, the status and message a user sees
+    result = run_tool([osp.join(ROOT, 'tools', 'study.py'), '--data-root',
+                       str(tmp_path / 'none')], cwd=str(tmp_path))
     assert result.returncode == 1 and 'is not a folder' in result.stderr
 
 

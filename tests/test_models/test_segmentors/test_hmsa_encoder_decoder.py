@@ -8,6 +8,7 @@ from projects.hmsa.models.attention_branch import read_features
 from projects.hmsa.models.inference import rescale, slide
 from tests.utils import (
     NUM_CLASSES,
+    assert_traces,
     build,
     make_samples,
     tiny_segmentor,
@@ -669,11 +670,7 @@ def test_fused_path_traces(mode):
         test_cfg.update(crop_size=(48, 48), stride=(32, 32))
     model = build(tiny_segmentor(test_cfg=test_cfg)).eval()
     x = images(n=1, h=64, w=96)
-    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
-        traced = torch.jit.trace(model, x)  # mode='tensor' is the default
-    other = images(n=1, h=64, w=96, seed=3)
-    with torch.no_grad():
-        torch.testing.assert_close(traced(other), model(other, mode='tensor'))
+    assert_traces(model, x, images(n=1, h=64, w=96, seed=3))
 
 
 def test_slide_accumulates_high_scales_on_the_fusion_grid():

@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.utils import build, make_samples, tiny_segmentor
+from tests.utils import assert_traces, build, make_samples, tiny_segmentor
 
 PARITY = dict(fusion_grid='image', scale_rounding='floor')
 
@@ -164,11 +164,7 @@ def test_parity_path_traces():
     model = build(tiny_segmentor(
         test_cfg=dict(scales=[0.5, 1.0, 2.0], **PARITY))).eval()
     x = images(n=1)
-    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
-        traced = torch.jit.trace(model, x)
-    other = images(n=1, seed=3)
-    with torch.no_grad():
-        torch.testing.assert_close(traced(other), model(other, mode='tensor'))
+    assert_traces(model, x, images(n=1, seed=3))
 
 
 @pytest.mark.parametrize('key,cfg', [
