@@ -115,7 +115,8 @@ def test_config_families_are_all_there():
         'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py',
         'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py',
         'demo/r50_single-scale_demo.py', 'demo/hmsa_r50_attn-only_demo.py',
-        'demo/hmsa_r50_attn-finest_demo.py'
+        'demo/hmsa_r50_attn-finest_demo.py',
+        'demo/hmsa_mnv2_attn-whole_demo.py'
     } <= names
 
 
@@ -276,7 +277,8 @@ def test_staged_configs(trunk, main):
 def test_demo_configs_run_on_a_cpu():
     for name in ('demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
                  'demo/hmsa_mnv2_attn-only_demo.py',
-                 'demo/hmsa_mnv2_attn-finest_demo.py'):
+                 'demo/hmsa_mnv2_attn-finest_demo.py',
+                 'demo/hmsa_mnv2_attn-whole_demo.py'):
         cfg = load(name)
         assert 'SyncBN' not in str(cfg.model.to_dict()), name
         assert cfg.model.pretrained is None
@@ -295,6 +297,13 @@ def test_demo_configs_run_on_a_cpu():
     finest = load('demo/hmsa_mnv2_attn-finest_demo.py')
     assert config_diff(finest, attn) == {'model.test_cfg.fusion_grid'}
     assert finest.model.test_cfg.fusion_grid == 'finest'
+    # for a converged model: the branch trained at the test size
+    whole = load('demo/hmsa_mnv2_attn-whole_demo.py')
+    assert config_diff(whole, finest) == {'train_dataloader.dataset.pipeline'}
+    pipe, ref = (c.train_dataloader.dataset.pipeline for c in (whole, finest))
+    assert pipe[:2] + pipe[3:] == ref[:2] + ref[3:]
+    assert pipe[2] == dict(ref[2], ratio_range=(1.0, 1.0))
+    assert whole.train_pipeline == finest.train_pipeline
     finetune = load('demo/hmsa_mnv2_finetune_demo.py')
     assert not finetune.model.train_cfg.get('attention_only', False)
     assert finetune.load_from.startswith('work_dirs/demo/single_scale/')
@@ -305,6 +314,7 @@ def test_demo_configs_run_on_a_cpu():
 @pytest.mark.parametrize('name,recipe_name', [
     ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain-finest'),
     ('demo/hmsa_mnv2_attn-finest_demo.py', 'attn-finest'),
+    ('demo/hmsa_mnv2_attn-whole_demo.py', 'attn-finest-whole'),
 ])
 def test_demo_config_is_the_studys_recipe(name, recipe_name):
     """A demo config that stands for a study recipe is what the study
