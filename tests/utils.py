@@ -124,9 +124,8 @@ def assert_traces(model, image, other) -> None:
     Checked on another image, so torch's own check (two more traces on the
     same one) is left out, and the traced graph runs without the JIT's
     optimisation passes: on a slide graph of many windows they took most of
-    the test's time (the slide test took 131 s with them and 36 s without
-    on a busy 2-core machine) and test
-    nothing of the model."""
+    the test's time (131 s with them, 36 s without, on a busy 2-core
+    machine) and test nothing of the model."""
     import pytest
     import torch
     with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
