@@ -96,7 +96,9 @@ def demo_recipes(configs_dir: str,
     ``single-continue`` is their control (the fine-tune's schedule at one
     scale). The ``-finest`` recipes fuse on the highest scale's grid
     (``hmsa_mnv2_attn-finest_demo.py`` is ``attn-finest``); the others on
-    the 1.0 scale's, the segmentor's default.
+    the 1.0 scale's, the segmentor's default. ``attn-finest-whole``
+    (``hmsa_mnv2_attn-whole_demo.py``) trains the branch on whole images
+    at the test size instead of the randomly resized crops.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
