@@ -8,7 +8,8 @@ from projects.hmsa_tools.cli import ToolError
 from tests.utils import ROOT, load_tool, run_tool
 
 
-def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
+def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
+                                                                capsys):
     work = tmp_path / 'study'
     args = [
         osp.join(ROOT, 'tools', 'study.py'), '--seeds', '0', '1',
@@ -42,17 +43,19 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path):
             'results.json.settings').read_text()
         assert 'decode.loss_ce' in log and 'scale_pairs' in log
 
-    again = run_tool(args, cwd=str(tmp_path), timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count('reusing') == 5  # four runs and the data
-    assert 'make_demo_data' not in again.stdout
+    # again, and a report, in this process: neither trains anything
+    study = load_tool('study')
+    capsys.readouterr()
+    assert study.main(args[1:]) == 0
+    again = capsys.readouterr().out
+    assert again.count('reusing') == 5  # four runs and the data
+    assert 'make_demo_data' not in again
     assert json.loads((work / 'study.json').read_text()) == summary
 
     # a report of what is finished, seed 2 is not: nothing is trained
-    report = run_tool([*args[:2], '0', '1', '2', *args[4:], '--report-only'],
-                      cwd=str(tmp_path), timeout=120)
-    assert report.returncode == 0, report.stderr
-    assert 'seed 2: not finished, left out' in report.stdout
+    assert study.main([args[1], '0', '1', '2', *args[4:],
+                       '--report-only']) == 0
+    assert 'seed 2: not finished, left out' in capsys.readouterr().out
     assert not (work / 'seed2').exists()
     rows = json.loads((work / 'study.json').read_text())['results'][
         'attn-higher']['rows']
