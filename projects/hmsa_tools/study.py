@@ -106,6 +106,9 @@ def demo_recipes(configs_dir: str,
     features = 'model.decode_head.attention_cfg.inputs=[features]'
     paper_schedule = ('optim_wrapper.optimizer.lr=0.005', )
     finest = 'model.test_cfg.fusion_grid=finest'  # training fuses so too
+    # the single-scale model's random resize (0.5 to 2) left out: every
+    # training image is the whole image at the test size
+    whole = 'train_dataloader.dataset.pipeline.2.ratio_range=(1.0,1.0)'
     e2e_chain = ('model.decode_head.attention_cfg.inputs=[probs,higher]',
                  'model.train_cfg.norm_eval=True',
                  'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
@@ -130,8 +133,7 @@ def demo_recipes(configs_dir: str,
         # right; at test time it is the worst scale.
         Recipe('attn-finest-whole', 'attn-finest trained on whole images '
                'at the test size (no random resize)', attn,
-               (finest, 'train_dataloader.dataset.pipeline.2.ratio_range='
-                '(1.0,1.0)'), iters=attention_iters),
+               (finest, whole), iters=attention_iters),
         Recipe('explicit', 'explicit attention (Chen et al.), attention '
                'only, features, scales 0.5, 1, 2', attn,
                (features, 'model.train_cfg.fusion=explicit',
@@ -152,6 +154,11 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-chain-finest', 'e2e-chain with the scales fused on '
                'the highest scale\'s grid (fusion_grid=finest)', finetune,
                (*e2e_chain, finest), iters=100),
+        # e2e-chain-finest with every scale trained at its test geometry,
+        # as attn-finest-whole trains the branch.
+        Recipe('e2e-chain-whole', 'e2e-chain-finest trained on whole '
+               'images at the test size (no random resize)', finetune,
+               (*e2e_chain, finest, whole), iters=100),
         # The staged path's step 3: the same fine-tune, started from the
         # trained attention of attn-higher rather than an untrained branch.
         Recipe('e2e-staged', 'attn-higher, then e2e-chain\'s fine-tune of '
@@ -160,6 +167,18 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-scratch', 'all weights from scratch, paper branch, '
                'pair (0.5, 1)', scratch, start='scratch',
                iters=single_iters + 100),
+        # e2e-chain-whole's model trained from scratch for as many
+        # iterations as the single-scale model and the fine-tune together:
+        # BatchNorm statistics trained, the branch at ten times the
+        # scratch learning rate (2e-2, as in every other recipe).
+        Recipe('e2e-scratch-whole', 'all weights from scratch on the chain '
+               '(0.5, 1, 2), attn-higher\'s branch, fused on the highest '
+               'scale\'s grid, whole images', scratch,
+               (*(o for o in e2e_chain if 'norm_eval' not in o
+                  and 'lr_mult' not in o),
+                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
+                '10', finest, whole),
+               start='scratch', iters=single_iters + 100),
         # e2e-chain's branch was trained with the network changing under
         # it; this fits it again, attention only, on the finished network.
         Recipe('e2e-chain-refit', 'e2e-chain, then attn-higher\'s '
