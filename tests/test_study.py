@@ -99,6 +99,27 @@ def test_demo_recipes_point_at_configs_that_exist():
     assert study.missing_configs(list(recipes.values())) == []
 
 
+def test_the_whole_image_recipes_change_only_the_training_geometry():
+    recipes = study.demo_recipes(DEMO, single_iters=120)
+    whole = 'train_dataloader.dataset.pipeline.2.ratio_range=(1.0,1.0)'
+    for name, ref in (('attn-finest-whole', 'attn-finest'),
+                      ('e2e-chain-whole', 'e2e-chain-finest')):
+        recipe, ref = recipes[name], recipes[ref]
+        assert recipe.options == ref.options + (whole, ), name
+        assert (recipe.config, recipe.start, recipe.iters) == (
+            ref.config, ref.start, ref.iters), name
+    # from scratch: as many iterations as the single-scale model and the
+    # fine-tune together, BatchNorm statistics trained, the branch at 2e-2
+    scratch = recipes['e2e-scratch-whole']
+    assert scratch.start == 'scratch' and scratch.iters == 120 + 100
+    assert scratch.config == recipes['e2e-scratch'].config
+    chain = set(recipes['e2e-chain-whole'].options)
+    assert set(scratch.options) ^ chain == {
+        'model.train_cfg.norm_eval=True',
+        'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult=100',
+        'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult=10'}
+
+
 def test_the_resnet50_trunk_has_the_staged_recipes_and_the_control():
     import os.path as osp
     mnv2 = study.demo_recipes(DEMO)

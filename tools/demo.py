@@ -8,9 +8,10 @@ configs under ``configs/demo``:
    and small things);
 2. ``tools/train.py`` on ``mnv2_single-scale_demo.py``: the stock MMSeg
    MobileNetV2 DeepLabV3+ trained at one scale;
-3. ``tools/train.py`` on ``hmsa_mnv2_attn-finest_demo.py``: that checkpoint
+3. ``tools/train.py`` on ``hmsa_mnv2_attn-whole_demo.py``: that checkpoint
    loaded into HMSA (only the attention branch is new) and the attention
-   branch alone trained, the scales fused on the highest scale's grid;
+   branch alone trained on whole images at the test size, the scales fused
+   on the highest scale's grid (the study's ``attn-finest-whole``);
 4. ``tools/test.py``: the HMSA checkpoint tested with attention fusion over
    scales 0.5, 1 and 2, drawing every 8th image with each scale's prediction
    and attention map (``--show-dir``);
@@ -34,7 +35,7 @@ from projects.hmsa_tools import cli, study, workflow
 TOOLS_DIR = osp.dirname(osp.abspath(__file__))
 DEMO_CONFIGS = osp.join(osp.dirname(TOOLS_DIR), 'configs', 'demo')
 SINGLE_SCALE_CONFIG = osp.join(DEMO_CONFIGS, 'mnv2_single-scale_demo.py')
-ATTENTION_CONFIG = osp.join(DEMO_CONFIGS, 'hmsa_mnv2_attn-finest_demo.py')
+ATTENTION_CONFIG = osp.join(DEMO_CONFIGS, 'hmsa_mnv2_attn-whole_demo.py')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
