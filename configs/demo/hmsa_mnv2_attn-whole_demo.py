@@ -1,5 +1,6 @@
-# The staged recipe for a single-scale model trained to convergence: the
-# study's attn-finest-whole (docs/study.md). It is
+# Step 2 of the staged workflow on the demo data, as `make demo` runs it: the
+# study's attn-finest-whole (docs/study.md), the staged recipe that also
+# beats the best single scale of a converged single-scale model. It is
 # hmsa_mnv2_attn-finest_demo.py with the attention branch trained on whole
 # images at the size they are tested at: the single-scale model's random
 # resize (0.5 to 2) is left out. Resized up to twice its size, an image shows

@@ -86,8 +86,8 @@ def demo_recipes(configs_dir: str,
     """The recipes of the study on the demo configs in ``configs_dir``
     (the repository's ``configs/demo``) of ``trunk`` (:data:`TRUNKS`).
 
-    ``attn-higher`` is ``hmsa_mnv2_attn-only_demo.py`` as it is (what
-    ``make demo`` runs); ``attn-paper`` and ``explicit`` change its branch
+    ``attn-higher`` is ``hmsa_mnv2_attn-only_demo.py`` as it is;
+    ``attn-paper`` and ``explicit`` change its branch
     back to the paper's (decoder features) and its schedule to the earlier
     default (100 iterations at 5e-3); ``e2e-finetune`` and
     ``e2e-scratch`` train every weight with the paper's branch and pair
@@ -97,8 +97,10 @@ def demo_recipes(configs_dir: str,
     scale). The ``-finest`` recipes fuse on the highest scale's grid
     (``hmsa_mnv2_attn-finest_demo.py`` is ``attn-finest``); the others on
     the 1.0 scale's, the segmentor's default. ``attn-finest-whole``
-    (``hmsa_mnv2_attn-whole_demo.py``) trains the branch on whole images
-    at the test size instead of the randomly resized crops.
+    (``hmsa_mnv2_attn-whole_demo.py``, what ``make demo`` runs) trains
+    the branch on whole images at the test size instead of the randomly
+    resized crops; ``e2e-chain-whole`` and ``e2e-scratch-whole`` train
+    the end-to-end chain so, from the single-scale model and from scratch.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
