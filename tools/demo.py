@@ -18,7 +18,7 @@ configs under ``configs/demo``:
 5. ``tools/eval_scales.py``: each single scale, mean, max and attention
    fusion and the oracle side by side; the table is printed at the end.
 
-About 10-15 minutes on 2 CPU cores (14 min 23 s when last measured).
+About 10-15 minutes on 2 CPU cores (12 min 20 s when last measured).
 Outputs go to ``work_dirs/demo``.
 """
 import argparse
