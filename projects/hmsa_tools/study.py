@@ -172,7 +172,7 @@ def demo_recipes(configs_dir: str,
         # e2e-chain-whole's model trained from scratch for as many
         # iterations as the single-scale model and the fine-tune together:
         # BatchNorm statistics trained, the branch at ten times the
-        # scratch learning rate (2e-2, as in every other recipe).
+        # scratch learning rate (2e-2, as attn-higher and e2e-chain have it).
         Recipe('e2e-scratch-whole', 'all weights from scratch on the chain '
                '(0.5, 1, 2), attn-higher\'s branch, fused on the highest '
                'scale\'s grid, whole images', scratch,
