@@ -111,11 +111,16 @@ def demo_recipes(configs_dir: str,
     # the single-scale model's random resize (0.5 to 2) left out: every
     # training image is the whole image at the test size
     whole = 'train_dataloader.dataset.pipeline.2.ratio_range=(1.0,1.0)'
-    e2e_chain = ('model.decode_head.attention_cfg.inputs=[probs,higher]',
-                 'model.train_cfg.norm_eval=True',
-                 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]',
-                 'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
-                 '100')
+    # the pieces of the end-to-end recipes (their order is the options')
+    probs = 'model.decode_head.attention_cfg.inputs=[probs,higher]'
+    frozen_bn = 'model.train_cfg.norm_eval=True'
+    chain = 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]'
+
+    def branch_lr(mult: int) -> str:
+        return ('optim_wrapper.paramwise_cfg.custom_keys.attention.'
+                f'lr_mult={mult}')
+
+    e2e_chain = (probs, frozen_bn, chain, branch_lr(100))
     recipes = [
         Recipe('attn-paper', 'attention only, paper branch (features), '
                'pair (0.5, 1)', attn,
@@ -145,8 +150,7 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-frozen-bn', 'all weights from the single-scale model, '
                'BatchNorm statistics frozen, attn-higher\'s branch at 100x '
                'the trunk\'s learning rate, pair (0.5, 1)', finetune,
-               tuple(o for o in e2e_chain if 'scale_pairs' not in o),
-               iters=100),
+               (probs, frozen_bn, branch_lr(100)), iters=100),
         # e2e-frozen-bn trained on the whole inference chain: the pair
         # (0.5, 1) never trains the attention of scale 1 against 2, which
         # inference over 0.5, 1, 2 uses.
@@ -176,10 +180,7 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-scratch-whole', 'all weights from scratch on the chain '
                '(0.5, 1, 2), attn-higher\'s branch, fused on the highest '
                'scale\'s grid, whole images', scratch,
-               (*(o for o in e2e_chain if 'norm_eval' not in o
-                  and 'lr_mult' not in o),
-                'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult='
-                '10', finest, whole),
+               (probs, chain, branch_lr(10), finest, whole),
                start='scratch', iters=single_iters + 100),
         # e2e-chain's branch was trained with the network changing under
         # it; this fits it again, attention only, on the finished network.
