@@ -92,9 +92,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if missing:
         parser.error(f'--trunk {args.trunk} has no config for: '
                      + ', '.join(missing))
-    for name in ('single_iters', 'attention_iters', 'num_train', 'num_val'):
+    for name in ('single_iters', 'attention_iters', 'num_val'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    if args.num_train < 2:  # the split recipes hold a quarter out
+        parser.error('--num-train must be >= 2')
     return args
 
 
@@ -129,8 +131,16 @@ def main(argv=None) -> int:
             study.write_stamp(data_root, data)
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
+    num_train = args.num_train
+    if args.data_root is not None:
+        num_train = workflow.count_train_images(data_root)
+        if num_train < 2:
+            raise cli.ToolError(
+                f'--data-root {data_root} holds {num_train} training images '
+                '(leftImg8bit/train/<city>/*_leftImg8bit.png); the study '
+                'needs at least 2')
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
-                                 args.attention_iters, args.trunk)
+                                 args.attention_iters, args.trunk, num_train)
     configs = study.demo_configs(DEMO_CONFIGS, args.trunk)
     settings = study.StudySettings(
         seeds=args.seeds,

@@ -82,7 +82,8 @@ def missing_configs(recipes: Sequence[Recipe]) -> List[str]:
 def demo_recipes(configs_dir: str,
                  single_iters: int = 120,
                  attention_iters: int = 150,
-                 trunk: str = 'mnv2') -> Dict[str, Recipe]:
+                 trunk: str = 'mnv2',
+                 num_train: int = 64) -> Dict[str, Recipe]:
     """The recipes of the study on the demo configs in ``configs_dir``
     (the repository's ``configs/demo``) of ``trunk`` (:data:`TRUNKS`).
 
@@ -101,6 +102,11 @@ def demo_recipes(configs_dir: str,
     the branch on whole images at the test size instead of the randomly
     resized crops; ``e2e-chain-whole`` and ``e2e-scratch-whole`` train
     the end-to-end chain so, from the single-scale model and from scratch.
+    ``e2e-split`` is ``e2e-chain-whole`` on the first three quarters of
+    the ``num_train`` training images (the data list's sorted order);
+    ``e2e-split-refit`` fits its branch again, attention only, on the
+    last quarter, which end-to-end training never saw, and
+    ``e2e-split-refit-seen`` (the control) on the images it did see.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
@@ -121,6 +127,14 @@ def demo_recipes(configs_dir: str,
                 f'lr_mult={mult}')
 
     e2e_chain = (probs, frozen_bn, chain, branch_lr(100))
+    # the training images split: end-to-end training on the first three
+    # quarters, the last quarter kept for fitting the branch again
+    if num_train < 2:
+        raise ValueError(f'num_train must be at least 2, got {num_train}')
+    first = num_train - max(1, num_train // 4)
+    seen = f'train_dataloader.dataset.indices={first}'
+    unseen = ('train_dataloader.dataset.indices=['
+              + ','.join(map(str, range(first, num_train))) + ']')
     recipes = [
         Recipe('attn-paper', 'attention only, paper branch (features), '
                'pair (0.5, 1)', attn,
@@ -187,6 +201,20 @@ def demo_recipes(configs_dir: str,
         Recipe('e2e-chain-refit', 'e2e-chain, then attn-higher\'s '
                'attention-only training from that checkpoint', attn,
                start='e2e-chain', iters=attention_iters),
+        # A branch fitted on the images its network was trained on sees few
+        # pixels where scale 2 is wrong; these fit it on images the
+        # end-to-end training never saw (and, the control, on those it saw).
+        Recipe('e2e-split', 'e2e-chain-whole on the first three quarters '
+               'of the training images', finetune,
+               (*e2e_chain, finest, whole, seen), iters=100),
+        Recipe('e2e-split-refit', 'e2e-split, then attn-finest-whole\'s '
+               'attention-only training on the last quarter, which '
+               'e2e-split never saw', attn, (finest, whole, unseen),
+               start='e2e-split', iters=attention_iters),
+        Recipe('e2e-split-refit-seen', 'control: e2e-split, then '
+               'attn-finest-whole\'s attention-only training on the images '
+               'e2e-split was trained on', attn, (finest, whole, seen),
+               start='e2e-split', iters=attention_iters),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale

@@ -114,6 +114,15 @@ def schedule_options(iters: Optional[int]) -> List[str]:
     ]
 
 
+def count_train_images(data_root: str) -> int:
+    """How many training images data in the Cityscapes layout holds
+    (``leftImg8bit/train/<city>/*_leftImg8bit.png``)."""
+    train = osp.join(data_root, 'leftImg8bit', 'train')
+    return sum(
+        name.endswith('_leftImg8bit.png')
+        for _, _, names in os.walk(train) for name in names)
+
+
 def data_options(data_root: str,
                  height: int = 128,
                  width: int = 256) -> List[str]:
