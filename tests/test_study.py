@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from projects.hmsa_tools import study
+from projects.hmsa_tools import study, workflow
 from tests.utils import DEMO
 
 
@@ -118,6 +118,59 @@ def test_the_whole_image_recipes_change_only_the_training_geometry():
         'model.train_cfg.norm_eval=True',
         'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult=100',
         'optim_wrapper.paramwise_cfg.custom_keys.attention.lr_mult=10'}
+
+
+def test_the_split_recipes_hold_a_quarter_of_the_training_images_out():
+    prefix = 'train_dataloader.dataset.indices='
+
+    def indices(recipe, num_train):
+        """The training images a recipe's data list keeps (MMEngine: an int
+        keeps the first N, a list those indices)."""
+        (option, ) = [o for o in recipe.options if o.startswith(prefix)]
+        value = option[len(prefix):]
+        if value.startswith('['):
+            return [int(i) for i in value.strip('[]').split(',')]
+        return list(range(int(value)))
+
+    for num_train, held in ((64, 16), (10, 2), (3, 1), (2, 1)):
+        recipes = study.demo_recipes(DEMO, num_train=num_train)
+        split = recipes['e2e-split']
+        refit, seen = recipes['e2e-split-refit'], recipes[
+            'e2e-split-refit-seen']
+        trained = indices(split, num_train)
+        assert trained == list(range(num_train - held)), num_train
+        assert indices(seen, num_train) == trained
+        assert indices(refit, num_train) == list(
+            range(num_train - held, num_train)), num_train
+        # otherwise e2e-chain-whole, and attn-finest-whole from e2e-split
+        chain = recipes['e2e-chain-whole']
+        assert [o for o in split.options if not o.startswith(prefix)] == \
+            list(chain.options)
+        assert (split.config, split.start, split.iters) == (
+            chain.config, chain.start, chain.iters)
+        staged = recipes['attn-finest-whole']
+        for recipe in (refit, seen):
+            assert [o for o in recipe.options
+                    if not o.startswith(prefix)] == list(staged.options)
+            assert (recipe.config, recipe.start, recipe.iters) == (
+                staged.config, 'e2e-split', staged.iters)
+    with pytest.raises(ValueError, match='num_train must be at least 2'):
+        study.demo_recipes(DEMO, num_train=1)
+
+
+def test_count_train_images(tmp_path):
+    for city, names in (('a', ('a_0_1_leftImg8bit.png',
+                                'a_0_2_leftImg8bit.png', 'notes.txt')),
+                        ('b', ('b_0_1_leftImg8bit.png', ))):
+        folder = tmp_path / 'leftImg8bit' / 'train' / city
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes(b'')
+    val = tmp_path / 'leftImg8bit' / 'val' / 'c'
+    val.mkdir(parents=True)
+    (val / 'c_0_1_leftImg8bit.png').write_bytes(b'')
+    assert workflow.count_train_images(str(tmp_path)) == 3
+    assert workflow.count_train_images(str(tmp_path / 'missing')) == 0
 
 
 def test_the_resnet50_trunk_has_the_staged_recipes_and_the_control():

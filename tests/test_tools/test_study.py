@@ -4,6 +4,7 @@ import os.path as osp
 
 import pytest
 
+from projects.hmsa_tools import cli
 from tests.utils import ROOT, load_tool, run_tool
 
 
@@ -71,11 +72,18 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         (['--jobs', '0'], '--jobs: must be a whole number'),
         (['--trunk', 'r50', '--recipes', 'e2e-chain'],
          '--trunk r50 has no config for: e2e-chain ('),
+        (['--num-train', '1'], '--num-train must be >= 2'),
     ]:
         with pytest.raises(SystemExit) as exit_:
             study.main(argv)
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
+    # a data root without training images: named before anything runs
+    empty = tmp_path / 'empty'
+    (empty / 'leftImg8bit' / 'train').mkdir(parents=True)
+    with pytest.raises(cli.ToolError, match='holds 0 training images'):
+        study.main(['--data-root', str(empty), '--work-dir',
+                    str(tmp_path / 'study')])
     # a missing data root, from the command line: the status and message a
     # user sees
     result = run_tool([osp.join(ROOT, 'tools', 'study.py'), '--data-root',
