@@ -158,6 +158,37 @@ def test_the_split_recipes_hold_a_quarter_of_the_training_images_out():
         study.demo_recipes(DEMO, num_train=1)
 
 
+def test_the_ohem_recipes_add_mmsegs_hard_pixel_sampler_to_the_fused_loss():
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    from mmseg.structures import build_pixel_sampler
+    recipes = study.demo_recipes(DEMO)
+    staged = recipes['attn-finest-whole']
+    for name, start in (('attn-finest-whole-ohem', 'single'),
+                        ('e2e-whole-refit-ohem', 'e2e-chain-whole')):
+        recipe = recipes[name]
+        assert (recipe.config, recipe.start, recipe.iters) == (
+            staged.config, start, staged.iters), name
+        assert recipe.options[:len(staged.options)] == staged.options
+        extra = recipe.options[len(staged.options):]
+        assert all(o.startswith('model.decode_head.sampler.') for o in extra)
+        # as tools/train.py reads them: MMSeg's OHEM sampler on the head
+        # whose loss_by_feat scores the fused prediction
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg = Config.fromfile(recipe.config)
+        cfg.merge_from_dict(
+            parser.parse_args(['--cfg-options',
+                               *recipe.options]).cfg_options)
+        sampler = cfg.model.decode_head.sampler
+        assert sampler == dict(type='OHEMPixelSampler', thresh=0.7,
+                               min_kept=6000)
+        built = build_pixel_sampler(sampler, context=None)
+        assert (type(built).__name__, built.thresh, built.min_kept) == (
+            'OHEMPixelSampler', 0.7, 6000)
+
+
 def test_count_train_images(tmp_path):
     for city, names in (('a', ('a_0_1_leftImg8bit.png',
                                 'a_0_2_leftImg8bit.png', 'notes.txt')),

@@ -107,6 +107,9 @@ def demo_recipes(configs_dir: str,
     ``e2e-split-refit`` fits its branch again, attention only, on the
     last quarter, which end-to-end training never saw, and
     ``e2e-split-refit-seen`` (the control) on the images it did see.
+    The ``-ohem`` recipes train the branch as ``attn-finest-whole`` does
+    with MMSeg's ``OHEMPixelSampler`` on the fused loss, from the
+    single-scale model and from ``e2e-chain-whole``'s network.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
@@ -121,6 +124,15 @@ def demo_recipes(configs_dir: str,
     probs = 'model.decode_head.attention_cfg.inputs=[probs,higher]'
     frozen_bn = 'model.train_cfg.norm_eval=True'
     chain = 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]'
+
+    # MMSeg's online hard example mining on the fused loss: the pixels whose
+    # true class the fusion gives less than 0.7 (at least 6000 per image,
+    # about the share of a 128x256 image that MMSeg's Cityscapes OHEM
+    # configs keep of a 512x1024 crop); the easy pixels of large regions,
+    # where every scale is right, drop out of the branch's loss
+    ohem = ('model.decode_head.sampler.type=OHEMPixelSampler',
+            'model.decode_head.sampler.thresh=0.7',
+            'model.decode_head.sampler.min_kept=6000')
 
     def branch_lr(mult: int) -> str:
         return ('optim_wrapper.paramwise_cfg.custom_keys.attention.'
@@ -215,6 +227,17 @@ def demo_recipes(configs_dir: str,
                'attn-finest-whole\'s attention-only training on the images '
                'e2e-split was trained on', attn, (finest, whole, seen),
                start='e2e-split', iters=attention_iters),
+        # The fused loss of the whole-image recipes is mostly large regions
+        # that every scale gets right; mIoU is decided on small and thin
+        # things. These fit the branch on the hard pixels only.
+        Recipe('e2e-whole-refit-ohem', 'e2e-chain-whole, then '
+               'attn-finest-whole\'s attention-only training with online '
+               'hard example mining on the fused loss', attn,
+               (finest, whole, *ohem), start='e2e-chain-whole',
+               iters=attention_iters),
+        Recipe('attn-finest-whole-ohem', 'attn-finest-whole with online '
+               'hard example mining on the fused loss', attn,
+               (finest, whole, *ohem), iters=attention_iters),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale
