@@ -131,8 +131,9 @@ def main(argv=None) -> int:
             study.write_stamp(data_root, data)
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
+    # the split recipes hold the last quarter of the training images out
     num_train = args.num_train
-    if args.data_root is not None:
+    if args.data_root is not None and osp.isdir(data_root):
         num_train = workflow.count_train_images(data_root)
         if num_train < 2:
             raise cli.ToolError(
