@@ -91,6 +91,33 @@ def test_bad_arguments_are_named(tmp_path, capsys):
     assert result.returncode == 1 and 'is not a folder' in result.stderr
 
 
+def test_the_split_recipes_are_sized_by_the_data(tmp_path, monkeypatch):
+    """The held-out quarter is a quarter of the data the study runs on:
+    the images counted under --data-root, or --num-train for made data."""
+    from projects.hmsa_tools import study as study_lib
+    tool = load_tool('study')
+    asked = []
+    recipes = study_lib.demo_recipes
+
+    def spy(*args, **kwargs):
+        asked.append(args[4] if len(args) > 4 else kwargs.get('num_train'))
+        return recipes(*args, **kwargs)
+
+    monkeypatch.setattr(study_lib, 'demo_recipes', spy)
+    data = tmp_path / 'data'
+    for i in range(5):
+        folder = data / 'leftImg8bit' / 'train' / f'city{i % 2}'
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f'city_{i}_0_leftImg8bit.png').write_bytes(b'')
+    argv = ['--report-only', '--seeds', '0', '--recipes', 'e2e-split-refit',
+            '--work-dir', str(tmp_path / 'study')]
+    assert tool.main([*argv, '--data-root', str(data)]) == 0
+    assert tool.main([*argv, '--num-train', '12']) == 0
+    # the call that builds the recipes a run trains names the count (the
+    # others only look the recipes' names and configs up)
+    assert [n for n in asked if n is not None] == [5, 12]
+
+
 def test_target_lines_say_which_targets_were_met():
     from projects.hmsa_tools.study import target_lines
     rows = {'single@0.5': 40.0, 'single@1': 50.0, 'single@2': 52.0,
