@@ -201,6 +201,12 @@ def test_count_train_images(tmp_path):
     val.mkdir(parents=True)
     (val / 'c_0_1_leftImg8bit.png').write_bytes(b'')
     assert workflow.count_train_images(str(tmp_path)) == 3
+    # as MMSeg's data list has it: a hidden file is no image, a linked
+    # city folder is walked
+    train = tmp_path / 'leftImg8bit' / 'train'
+    (train / 'a' / '.a_0_3_leftImg8bit.png').write_bytes(b'')
+    (train / 'c').symlink_to(val, target_is_directory=True)
+    assert workflow.count_train_images(str(tmp_path)) == 4
     assert workflow.count_train_images(str(tmp_path / 'missing')) == 0
 
 

@@ -116,11 +116,17 @@ def schedule_options(iters: Optional[int]) -> List[str]:
 
 def count_train_images(data_root: str) -> int:
     """How many training images data in the Cityscapes layout holds
-    (``leftImg8bit/train/<city>/*_leftImg8bit.png``)."""
+    (``leftImg8bit/train/<city>/*_leftImg8bit.png``; 0 without that
+    folder): the length of the data list MMSeg's ``CityscapesDataset``
+    builds from it, listed by the same MMEngine call (hidden files left
+    out, linked folders followed), so that dataset ``indices`` computed
+    from it address those images."""
+    from mmengine.fileio import list_dir_or_file
     train = osp.join(data_root, 'leftImg8bit', 'train')
-    return sum(
-        name.endswith('_leftImg8bit.png')
-        for _, _, names in os.walk(train) for name in names)
+    if not osp.isdir(train):
+        return 0
+    return sum(1 for _ in list_dir_or_file(
+        train, list_dir=False, suffix='_leftImg8bit.png', recursive=True))
 
 
 def data_options(data_root: str,
