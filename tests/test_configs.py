@@ -7,7 +7,6 @@ configs change only the pipeline scale, each ablation only its own knob,
 each MobileNetV2 config only the trunk of its ResNet-50 twin. The partials
 under configs/_base_/ are not configs of their own and are left out.
 """
-import argparse
 import copy
 import glob
 import os.path as osp
@@ -15,7 +14,7 @@ import re
 
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
@@ -24,6 +23,7 @@ from mmseg.structures import SegDataSample
 from projects.hmsa_tools import study
 from projects.hmsa_tools.cli import HMSA_SEGMENTORS
 from projects.hmsa_tools.stock import sync_bn_to_bn
+from tests.utils import resolve_options
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
@@ -321,12 +321,7 @@ def test_demo_config_is_the_studys_recipe(name, recipe_name):
     measured: the recipe's config with the recipe's options, nothing
     else."""
     recipe = study.demo_recipes(osp.join(CONFIG_DIR, 'demo'))[recipe_name]
-    # the options as tools/train.py's --cfg-options reads them
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    options = parser.parse_args(['--cfg-options', *recipe.options])
-    measured = Config.fromfile(recipe.config)
-    measured.merge_from_dict(options.cfg_options)
+    measured = resolve_options(recipe.config, recipe.options)
     cfg = load(name)
     assert config_diff(cfg, measured) == set()
     assert config_diff(cfg, Config.fromfile(recipe.config)) != set()

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from projects.hmsa_tools import study, workflow
-from tests.utils import DEMO
+from tests.utils import DEMO, resolve_options
 
 
 def rows(s05, s1, s2, mean, attention, oracle):
@@ -159,9 +159,6 @@ def test_the_split_recipes_hold_a_quarter_of_the_training_images_out():
 
 
 def test_the_ohem_recipes_add_mmsegs_hard_pixel_sampler_to_the_fused_loss():
-    import argparse
-
-    from mmengine.config import Config, DictAction
     from mmseg.structures import build_pixel_sampler
     recipes = study.demo_recipes(DEMO)
     staged = recipes['attn-finest-whole']
@@ -175,12 +172,7 @@ def test_the_ohem_recipes_add_mmsegs_hard_pixel_sampler_to_the_fused_loss():
         assert all(o.startswith('model.decode_head.sampler.') for o in extra)
         # as tools/train.py reads them: MMSeg's OHEM sampler on the head
         # whose loss_by_feat scores the fused prediction
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-        cfg = Config.fromfile(recipe.config)
-        cfg.merge_from_dict(
-            parser.parse_args(['--cfg-options',
-                               *recipe.options]).cfg_options)
+        cfg = resolve_options(recipe.config, recipe.options)
         sampler = cfg.model.decode_head.sampler
         assert sampler == dict(type='OHEMPixelSampler', thresh=0.7,
                                min_kept=6000)

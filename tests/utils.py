@@ -321,6 +321,20 @@ def load_tool(name: str):
     return module
 
 
+def resolve_options(config: str, options: Sequence[str]):
+    """The MMEngine ``Config`` of ``config`` with ``options`` merged in as
+    ``tools/train.py``'s ``--cfg-options`` reads them."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options', *options]).cfg_options)
+    return cfg
+
+
 def tiny_options(data_root: str,
                  iters: Optional[int] = 2,
                  batch_size: int = 2,
