@@ -262,3 +262,21 @@ def test_worst_scale_is_measured_against_each_recipes_start():
     table = study.markdown(res, recipes, [0, 1])
     assert '| b | from a | attention |' in table
     assert table.count('worst scale vs start') == 1
+
+
+def test_the_scale_loss_recipes_change_only_the_per_scale_loss_weight():
+    from projects.hmsa.models.settings import train_settings
+    recipes = study.demo_recipes(DEMO)
+    chain = recipes['e2e-chain-whole']
+    for name, weight in (('e2e-whole-no-scale-loss', 0.0),
+                         ('e2e-whole-scale-loss-0.5', 0.5)):
+        recipe = recipes[name]
+        assert recipe.options[:-1] == chain.options, name
+        assert (recipe.config, recipe.start, recipe.iters) == (
+            chain.config, chain.start, chain.iters), name
+        # as tools/train.py reads the options, and as the segmentor reads
+        # its train_cfg
+        cfg = resolve_options(recipe.config, recipe.options)
+        settings = train_settings(cfg.model.train_cfg)
+        assert settings.loss_weights == (weight, weight), name
+        assert settings.pairs == ((0.5, 1.0, 2.0), ), name

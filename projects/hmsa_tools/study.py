@@ -110,6 +110,9 @@ def demo_recipes(configs_dir: str,
     The ``-ohem`` recipes train the branch as ``attn-finest-whole`` does
     with MMSeg's ``OHEMPixelSampler`` on the fused loss, from the
     single-scale model and from ``e2e-chain-whole``'s network.
+    ``e2e-whole-no-scale-loss`` and ``e2e-whole-scale-loss-0.5`` are
+    ``e2e-chain-whole`` with the loss on each scale's own logits off and
+    at 0.5 (the segmentor's default is 0.05).
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
@@ -137,6 +140,9 @@ def demo_recipes(configs_dir: str,
     def branch_lr(mult: int) -> str:
         return ('optim_wrapper.paramwise_cfg.custom_keys.attention.'
                 f'lr_mult={mult}')
+
+    def scale_loss(weight: float) -> str:
+        return f'model.train_cfg.scale_loss_weight={weight:g}'
 
     e2e_chain = (probs, frozen_bn, chain, branch_lr(100))
     # the training images split: end-to-end training on the first three
@@ -238,6 +244,19 @@ def demo_recipes(configs_dir: str,
         Recipe('attn-finest-whole-ohem', 'attn-finest-whole with online '
                'hard example mining on the fused loss', attn,
                (finest, whole, *ohem), iters=attention_iters),
+        # The loss on each scale's own logits (0.05 of the fused loss, as
+        # NVIDIA's) trains every scale everywhere, also where the branch
+        # picks another: switched off, a scale is trained only where the
+        # fusion reads it (the scales may specialise); ten times stronger,
+        # each scale is trained as a model of its own.
+        Recipe('e2e-whole-no-scale-loss', 'e2e-chain-whole without the loss '
+               'on each scale\'s own logits (scale_loss_weight=0)',
+               finetune, (*e2e_chain, finest, whole, scale_loss(0)),
+               iters=100),
+        Recipe('e2e-whole-scale-loss-0.5', 'e2e-chain-whole with the loss '
+               'on each scale\'s own logits at 0.5 instead of 0.05',
+               finetune, (*e2e_chain, finest, whole, scale_loss(0.5)),
+               iters=100),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale
