@@ -143,9 +143,16 @@ def main(argv=None) -> int:
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
                                  args.attention_iters, args.trunk, num_train)
     configs = study.demo_configs(DEMO_CONFIGS, args.trunk)
+    asked = study.select_recipes(recipes, args.recipes)
+    # the report holds the other recipes' finished runs in WORK_DIR too,
+    # so that a second study in the same folder does not drop the first's
+    names = {r.name for r in asked}
+    others = [r for r in study.select_recipes(recipes, list(recipes))
+              if r.name not in names and osp.isfile(r.config)]
     settings = study.StudySettings(
         seeds=args.seeds,
-        recipes=study.select_recipes(recipes, args.recipes),
+        recipes=asked,
+        also_report=others,
         steps=steps,
         work_dir=work_dir,
         single_config=configs['single'],

@@ -554,6 +554,10 @@ class StudySettings:
             others are left out of the means).
         jobs (int): Seeds run side by side (give ``steps`` the threads of
             :func:`workflow.threads_per_job`).
+        also_report (list[Recipe]): Recipes not asked for that the report
+            holds too where ``work_dir`` has finished runs of them with
+            these settings (an earlier study in the same folder, or one
+            beside it); never trained. In the order they run.
     """
 
     seeds: List[int]
@@ -569,6 +573,7 @@ class StudySettings:
     reuse: bool = True
     report_only: bool = False
     jobs: int = 1
+    also_report: List[Recipe] = field(default_factory=list)
 
 
 def is_reusable(output: str, settings: dict, reuse: bool) -> bool:
@@ -591,18 +596,19 @@ def write_stamp(output: str, settings: dict) -> None:
 def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
                         what: str, config: str, train_options: Sequence[str],
                         eval_config: str, eval_options: Sequence[str],
-                        settings: dict) -> Optional[Dict[str, float]]:
+                        settings: dict,
+                        report_only: bool) -> Optional[Dict[str, float]]:
     """One run of a study: train, evaluate every row, stamp the settings.
 
     ``label`` names the run in messages, ``what`` says what it trains. A
     finished run with the same settings is reused. Returns its rows
-    (:func:`read_rows`), or None when ``st.report_only`` finds it missing.
+    (:func:`read_rows`), or None when ``report_only`` finds it missing.
     """
     results = osp.join(run_dir, 'eval', 'results.json')
-    if is_reusable(results, settings, st.reuse or st.report_only):
+    if is_reusable(results, settings, st.reuse or report_only):
         print(f'{label}: reusing {results}')
         return read_rows(results)
-    if st.report_only:
+    if report_only:
         return None
     print(f'{label}: {what}', flush=True)
     ckpt = st.steps.train(config, run_dir, train_options,
@@ -628,7 +634,8 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
         common + workflow.schedule_options(st.single_iters),
         st.eval_config, (),
         dict(config=st.single_config, iters=st.single_iters,
-             options=common, scales=st.scales, data=st.data))
+             options=common, scales=st.scales, data=st.data),
+        st.report_only)
     if rows is None:
         print(f'seed {seed}: not finished, left out')
         return out
@@ -636,13 +643,15 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
     rows.pop('attention', None)  # the branch is untrained here
     out['single-scale'] = rows
 
-    for recipe in st.recipes:
+    asked = [(recipe, True) for recipe in st.recipes]
+    for recipe, train in asked + [(r, False) for r in st.also_report]:
         label = f'seed {seed}: {recipe.name}'
         options = common + list(recipe.options)
         options += workflow.schedule_options(recipe.iters)
         if recipe.start != 'scratch':
             if recipe.start not in checkpoints:
-                print(f'{label}: {recipe.start} not finished, left out')
+                if train:
+                    print(f'{label}: {recipe.start} not finished, left out')
                 out[recipe.name] = {}
                 continue
             options.append(f'load_from={checkpoints[recipe.start]}')
@@ -651,11 +660,12 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
             st, run_dir, label, recipe.description, recipe.config, options,
             recipe.config, recipe.options,
             dict(config=recipe.config, options=options,
-                 scales=st.scales, data=st.data))
-        if rows is None:
-            print(f'{label}: not finished, left out')
-        else:
+                 scales=st.scales, data=st.data),
+            st.report_only or not train)
+        if rows is not None:
             checkpoints[recipe.name] = workflow.last_checkpoint(run_dir)
+        elif train:
+            print(f'{label}: not finished, left out')
         out[recipe.name] = rows or {}
     return out
 
@@ -671,9 +681,13 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
         dict: What :func:`aggregate` returns; ``study.md`` and
         ``study.json`` in ``work_dir`` hold the same.
     """
-    recipes = {r.name: r for r in st.recipes}
     runs = workflow.for_each_seed(st.seeds, st.jobs,
                                   lambda seed: _run_seed(st, seed))
+    # the recipes asked for, and those of the others with a finished run
+    recipes = {r.name: r for r in st.recipes}
+    recipes.update({r.name: r for r in st.also_report
+                    if r.name not in recipes
+                    and any(runs[seed].get(r.name) for seed in st.seeds)})
     per_seed: Dict[str, List[Dict[str, float]]] = {
         name: [runs[seed].get(name, {}) for seed in st.seeds]
         for name in ['single-scale', *recipes]

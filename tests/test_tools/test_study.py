@@ -63,6 +63,20 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
     assert rows['oracle']['mean'] == summary['results']['attn-higher'][
         'rows']['oracle']['mean']
 
+    # a study of another recipe in the same folder: its report keeps the
+    # runs the first study finished (report-only: nothing is trained)
+    assert study.main([*args[1:], '--recipes', 'attn-finest',
+                       '--report-only']) == 0
+    assert 'seed 0: attn-finest: not finished' in capsys.readouterr().out
+    report = json.loads((work / 'study.json').read_text())
+    assert report['results']['attn-higher'] == summary['results'][
+        'attn-higher']
+    assert not report['results']['attn-finest']['rows']
+    # recipes with no finished run are not listed
+    assert set(report['results']) == {'single-scale', 'attn-finest',
+                                      'attn-higher'}
+    assert '| attn-higher |' in (work / 'study.md').read_text()
+
 
 def test_bad_arguments_are_named(tmp_path, capsys):
     # in this process: the checks come before anything is trained
