@@ -280,3 +280,20 @@ def test_the_scale_loss_recipes_change_only_the_per_scale_loss_weight():
         settings = train_settings(cfg.model.train_cfg)
         assert settings.loss_weights == (weight, weight), name
         assert settings.pairs == ((0.5, 1.0, 2.0), ), name
+
+
+@pytest.mark.parametrize('trunk', study.TRUNKS)
+def test_the_whole_image_option_addresses_the_random_resize(trunk):
+    """The whole-image recipes name the training pipeline's transform by
+    its index; in every config they run on, that index is the random
+    resize, and the option leaves it at the test size."""
+    recipes = study.demo_recipes(DEMO, trunk=trunk)
+    whole = [r for r in recipes.values()
+             if any('pipeline.2.ratio_range' in o for o in r.options)
+             and not study.missing_configs([r])]
+    assert len(whole) >= (2 if trunk == 'r50' else 8), trunk
+    for recipe in whole:
+        cfg = resolve_options(recipe.config, recipe.options)
+        resize = cfg.train_dataloader.dataset.pipeline[2]
+        assert resize.type == 'RandomResize', recipe.name
+        assert tuple(resize.ratio_range) == (1.0, 1.0), recipe.name
