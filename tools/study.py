@@ -4,8 +4,9 @@ For each seed: train the single-scale model, then each recipe from it
 (attention-only on one or two scale pairs, explicit attention, end-to-end
 fine-tuning) or from scratch, evaluate every checkpoint at each single scale
 and with every fusion rule and the oracle, and report mean +- std over the
-seeds (``study.md``, ``study.json``). Differences smaller than twice their
-standard deviation over the seeds are reported as ties.
+seeds (``study.md``, ``study.json``; they also hold the other recipes'
+runs already finished in the work folder). Differences smaller than twice
+their standard deviation over the seeds are reported as ties.
 
 Examples::
 
