@@ -146,10 +146,13 @@ def main(argv=None) -> int:
     configs = study.demo_configs(DEMO_CONFIGS, args.trunk)
     asked = study.select_recipes(recipes, args.recipes)
     # the report holds the other recipes' finished runs in WORK_DIR too,
-    # so that a second study in the same folder does not drop the first's
+    # so that a second study in the same folder does not drop the first's;
+    # not with --fresh, whose new runs would stand beside ones that
+    # started from the checkpoints they overwrite
     names = {r.name for r in asked}
-    others = [r for r in study.select_recipes(recipes, list(recipes))
-              if r.name not in names and osp.isfile(r.config)]
+    others = [] if args.fresh else [
+        r for r in study.select_recipes(recipes, list(recipes))
+        if r.name not in names and osp.isfile(r.config)]
     settings = study.StudySettings(
         seeds=args.seeds,
         recipes=asked,

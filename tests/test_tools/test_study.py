@@ -76,6 +76,12 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
     assert set(report['results']) == {'single-scale', 'attn-finest',
                                       'attn-higher'}
     assert '| attn-higher |' in (work / 'study.md').read_text()
+    # not with --fresh: its runs would sit beside ones started from the
+    # checkpoints it overwrites
+    assert study.main([*args[1:], '--recipes', 'attn-finest',
+                       '--report-only', '--fresh']) == 0
+    assert set(json.loads((work / 'study.json').read_text())['results']) \
+        == {'single-scale', 'attn-finest'}
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
