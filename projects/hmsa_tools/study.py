@@ -596,17 +596,19 @@ def write_stamp(output: str, settings: dict) -> None:
 def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
                         what: str, config: str, train_options: Sequence[str],
                         eval_config: str, eval_options: Sequence[str],
-                        settings: dict,
-                        report_only: bool) -> Optional[Dict[str, float]]:
+                        settings: dict, report_only: bool,
+                        quiet: bool = False) -> Optional[Dict[str, float]]:
     """One run of a study: train, evaluate every row, stamp the settings.
 
-    ``label`` names the run in messages, ``what`` says what it trains. A
-    finished run with the same settings is reused. Returns its rows
-    (:func:`read_rows`), or None when ``report_only`` finds it missing.
+    ``label`` names the run in messages (none for a reused run when
+    ``quiet``), ``what`` says what it trains. A finished run with the same
+    settings is reused. Returns its rows (:func:`read_rows`), or None when
+    ``report_only`` finds it missing.
     """
     results = osp.join(run_dir, 'eval', 'results.json')
     if is_reusable(results, settings, st.reuse or report_only):
-        print(f'{label}: reusing {results}')
+        if not quiet:
+            print(f'{label}: reusing {results}')
         return read_rows(results)
     if report_only:
         return None
@@ -661,7 +663,7 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
             recipe.config, recipe.options,
             dict(config=recipe.config, options=options,
                  scales=st.scales, data=st.data),
-            st.report_only or not train)
+            st.report_only or not train, quiet=not train)
         if rows is not None:
             checkpoints[recipe.name] = workflow.last_checkpoint(run_dir)
         elif train:
@@ -685,9 +687,12 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
                                   lambda seed: _run_seed(st, seed))
     # the recipes asked for, and those of the others with a finished run
     recipes = {r.name: r for r in st.recipes}
-    recipes.update({r.name: r for r in st.also_report
-                    if r.name not in recipes
-                    and any(runs[seed].get(r.name) for seed in st.seeds)})
+    found = [r for r in st.also_report if r.name not in recipes
+             and any(runs[seed].get(r.name) for seed in st.seeds)]
+    if found:
+        print('also in the report (runs finished in this folder): '
+              + ', '.join(r.name for r in found))
+    recipes.update({r.name: r for r in found})
     per_seed: Dict[str, List[Dict[str, float]]] = {
         name: [runs[seed].get(name, {}) for seed in st.seeds]
         for name in ['single-scale', *recipes]

@@ -67,7 +67,10 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
     # runs the first study finished (report-only: nothing is trained)
     assert study.main([*args[1:], '--recipes', 'attn-finest',
                        '--report-only']) == 0
-    assert 'seed 0: attn-finest: not finished' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'seed 0: attn-finest: not finished' in out
+    assert ('also in the report (runs finished in this folder): '
+            'attn-higher') in out
     report = json.loads((work / 'study.json').read_text())
     assert report['results']['attn-higher'] == summary['results'][
         'attn-higher']
