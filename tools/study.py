@@ -144,19 +144,17 @@ def main(argv=None) -> int:
     recipes = study.demo_recipes(DEMO_CONFIGS, args.single_iters,
                                  args.attention_iters, args.trunk, num_train)
     configs = study.demo_configs(DEMO_CONFIGS, args.trunk)
-    asked = study.select_recipes(recipes, args.recipes)
     # the report holds the other recipes' finished runs in WORK_DIR too,
     # so that a second study in the same folder does not drop the first's;
     # not with --fresh, whose new runs would stand beside ones that
     # started from the checkpoints they overwrite
-    names = {r.name for r in asked}
-    others = [] if args.fresh else [
+    also_report = [] if args.fresh else [
         r for r in study.select_recipes(recipes, list(recipes))
-        if r.name not in names and osp.isfile(r.config)]
+        if osp.isfile(r.config)]
     settings = study.StudySettings(
         seeds=args.seeds,
-        recipes=asked,
-        also_report=others,
+        recipes=study.select_recipes(recipes, args.recipes),
+        also_report=also_report,
         steps=steps,
         work_dir=work_dir,
         single_config=configs['single'],

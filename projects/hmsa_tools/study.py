@@ -554,10 +554,11 @@ class StudySettings:
             others are left out of the means).
         jobs (int): Seeds run side by side (give ``steps`` the threads of
             :func:`workflow.threads_per_job`).
-        also_report (list[Recipe]): Recipes not asked for that the report
-            holds too where ``work_dir`` has finished runs of them with
-            these settings (an earlier study in the same folder, or one
-            beside it); never trained. In the order they run.
+        also_report (list[Recipe]): Recipes that the report holds too
+            where ``work_dir`` has finished runs of them with these
+            settings (an earlier study in the same folder, or one beside
+            it); never trained (those of ``recipes`` run as asked). In the
+            order they run.
     """
 
     seeds: List[int]
@@ -574,6 +575,11 @@ class StudySettings:
     report_only: bool = False
     jobs: int = 1
     also_report: List[Recipe] = field(default_factory=list)
+
+    def others(self) -> List[Recipe]:
+        """The recipes of ``also_report`` that were not asked for."""
+        asked = {r.name for r in self.recipes}
+        return [r for r in self.also_report if r.name not in asked]
 
 
 def is_reusable(output: str, settings: dict, reuse: bool) -> bool:
@@ -646,7 +652,7 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
     out['single-scale'] = rows
 
     asked = [(recipe, True) for recipe in st.recipes]
-    for recipe, train in asked + [(r, False) for r in st.also_report]:
+    for recipe, train in asked + [(r, False) for r in st.others()]:
         label = f'seed {seed}: {recipe.name}'
         options = common + list(recipe.options)
         options += workflow.schedule_options(recipe.iters)
@@ -687,8 +693,8 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
                                   lambda seed: _run_seed(st, seed))
     # the recipes asked for, and those of the others with a finished run
     recipes = {r.name: r for r in st.recipes}
-    found = [r for r in st.also_report if r.name not in recipes
-             and any(runs[seed].get(r.name) for seed in st.seeds)]
+    found = [r for r in st.others()
+             if any(runs[seed].get(r.name) for seed in st.seeds)]
     if found:
         print('also in the report (runs finished in this folder): '
               + ', '.join(r.name for r in found))
