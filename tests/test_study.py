@@ -282,6 +282,27 @@ def test_the_scale_loss_recipes_change_only_the_per_scale_loss_weight():
         assert settings.pairs == ((0.5, 1.0, 2.0), ), name
 
 
+def test_the_detached_recipes_cut_the_fused_loss_from_the_scales():
+    from projects.hmsa.models.settings import train_settings
+    recipes = study.demo_recipes(DEMO, single_iters=120)
+    for name, ref in (('e2e-whole-detached', 'e2e-chain-whole'),
+                      ('e2e-scratch-whole-detached', 'e2e-scratch-whole')):
+        recipe, ref = recipes[name], recipes[ref]
+        assert recipe.options[:len(ref.options)] == ref.options, name
+        assert (recipe.config, recipe.start, recipe.iters) == (
+            ref.config, ref.start, ref.iters), name
+        # as tools/train.py reads the options, and the segmentor its
+        # train_cfg: the fused loss cut, each scale's own loss at 1
+        settings = train_settings(
+            resolve_options(recipe.config, recipe.options).model.train_cfg)
+        assert settings.detach_scales is True, name
+        assert settings.loss_weights == (1.0, 1.0), name
+        assert settings.pairs == ((0.5, 1.0, 2.0), ), name
+        assert not train_settings(
+            resolve_options(ref.config, ref.options).model.train_cfg
+        ).detach_scales, ref.name
+
+
 @pytest.mark.parametrize('trunk', study.TRUNKS)
 def test_the_whole_image_option_addresses_the_random_resize(trunk):
     """The whole-image recipes name the training pipeline's transform by

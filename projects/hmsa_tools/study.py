@@ -112,7 +112,11 @@ def demo_recipes(configs_dir: str,
     single-scale model and from ``e2e-chain-whole``'s network.
     ``e2e-whole-no-scale-loss`` and ``e2e-whole-scale-loss-0.5`` are
     ``e2e-chain-whole`` with the loss on each scale's own logits off and
-    at 0.5 (the segmentor's default is 0.05).
+    at 0.5 (the segmentor's default is 0.05). ``e2e-whole-detached`` and
+    ``e2e-scratch-whole-detached`` are ``e2e-chain-whole`` and
+    ``e2e-scratch-whole`` with the fused loss cut from the scales
+    (``train_cfg.detach_scales``): it trains the branch only, and each
+    scale learns from its own loss at full weight.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
@@ -127,6 +131,8 @@ def demo_recipes(configs_dir: str,
     probs = 'model.decode_head.attention_cfg.inputs=[probs,higher]'
     frozen_bn = 'model.train_cfg.norm_eval=True'
     chain = 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]'
+    detached = ('model.train_cfg.detach_scales=True',
+                'model.train_cfg.scale_loss_weight=1')
 
     # MMSeg's online hard example mining on the fused loss: the pixels whose
     # true class the fusion gives less than 0.7 (at least 6000 per image,
@@ -257,6 +263,19 @@ def demo_recipes(configs_dir: str,
                'on each scale\'s own logits at 0.5 instead of 0.05',
                finetune, (*e2e_chain, finest, whole, scale_loss(0.5)),
                iters=100),
+        # Trained through the fusion, the scales adapt to it: scale 2 ends
+        # dominant and the fusion level with it. Cut from the fused loss,
+        # each scale learns as a model of its own and the branch learns to
+        # fuse them, as in the staged recipe, in the same single run.
+        Recipe('e2e-whole-detached', 'e2e-chain-whole with the fused loss '
+               'training the branch only, each scale on its own loss at '
+               'full weight (detach_scales)', finetune,
+               (*e2e_chain, finest, whole, *detached), iters=100),
+        Recipe('e2e-scratch-whole-detached', 'e2e-scratch-whole with the '
+               'fused loss training the branch only, each scale on its own '
+               'loss at full weight (detach_scales)', scratch,
+               (probs, chain, branch_lr(10), finest, whole, *detached),
+               start='scratch', iters=single_iters + 100),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale

@@ -43,6 +43,23 @@ from .settings import check_fusion, check_scales, model_settings
 Scales = Tuple[float, ...]
 
 
+def _detached(out: ScaleOutput) -> ScaleOutput:
+    """``out`` with every tensor but the attention cut from the graph
+    (``train_cfg.detach_scales``)."""
+    def cut(value):
+        if isinstance(value, Tensor):
+            return value.detach()
+        if isinstance(value, tuple):
+            return tuple(cut(v) for v in value)
+        return value
+
+    return dataclasses.replace(
+        out, **{
+            f.name: cut(getattr(out, f.name))
+            for f in dataclasses.fields(out) if f.name != 'attention'
+        })
+
+
 def weigh(losses: dict, weight: float) -> dict:
     """``losses`` with its ``loss*`` entries (also nested ones,
     ``name.loss*``) multiplied by ``weight``."""
@@ -370,7 +387,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         (``decode_<lo>-<hi>.*`` per entry of several ``scale_pairs``,
         weighted by one over their number), ``scale_<s>.*`` on each scale's
         own logits and ``aux.*`` on the 1.0 scale's features; the last two
-        not in attention-only training."""
+        not in attention-only training. With ``detach_scales`` the fused
+        losses reach only the attention branch."""
         if not self.with_attention:
             raise ValueError(
                 'HMSAEncoderDecoder training needs a decode head with an '
@@ -394,9 +412,11 @@ class HMSAEncoderDecoder(EncoderDecoder):
                                                       scale in attend)
             if scale == 1.0:
                 feats_hi = feats
+        fused = {s: _detached(o) for s, o in outputs.items()} \
+            if cfg.detach_scales else outputs
         losses = {}
         for pair in pairs:
-            terms = self._fused_loss({s: outputs[s]
+            terms = self._fused_loss({s: fused[s]
                                       for s in pair}, data_samples)
             if len(pairs) == 1:
                 losses.update(add_prefix(terms, 'decode'))
@@ -429,6 +449,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                 else contextlib.nullcontext():
             feats = self.extract_feat(x)
             read, out = self._decode(feats)
+        if self.train_cfg.detach_scales:
+            read = [r.detach() for r in read]
         out = self._attend(read, out, with_attention)
         if self.test_cfg.fusion_grid == 'image':
             out = resize_output(out, x.shape[-2:], self.align_corners)

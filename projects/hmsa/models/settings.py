@@ -32,6 +32,13 @@ This is the one place the options are documented.
   stay those of the checkpoint the model started from (one scale's) though
   each step mixes several scales; their affine weights still train. For
   end-to-end fine-tuning.
+- ``detach_scales`` (bool, False): the fused loss trains the attention
+  branch only: each scale's outputs (and the features a branch reads)
+  enter the fusion detached, so the rest of the network learns from each
+  scale's own loss (``scale_loss_weight``, which must then be above 0)
+  and the auxiliary head, as a single-scale model at each training scale,
+  while the branch learns to fuse the scales the network gives. Every
+  weight still trains in one run; the scales are not shaped by the fusion.
 
 Training rescales and fuses as inference does (``test_cfg``'s
 ``scale_rounding`` and ``fusion_grid``).
@@ -239,6 +246,7 @@ def train_settings(train_cfg) -> ConfigDict:
     cfg.setdefault('scale_loss_weight', 0.05)
     cfg.setdefault('attention_only', False)
     cfg.setdefault('norm_eval', False)
+    cfg.setdefault('detach_scales', False)
     check_choice(cfg.fusion, ('attention', 'explicit'), 'train_cfg.fusion')
     check_choice(cfg.pair_sampling, ('all', 'random'),
                  'train_cfg.pair_sampling')
@@ -249,6 +257,13 @@ def train_settings(train_cfg) -> ConfigDict:
         raise ValueError(
             'train_cfg.scale_loss_weight as a pair [w_lo, w_1] needs a '
             'single scale pair; give one number for several scales')
+    if cfg.detach_scales and not cfg.attention_only \
+            and min(cfg.loss_weights) == 0:
+        raise ValueError(
+            'train_cfg.detach_scales=True trains the network on each '
+            'scale\'s own loss only; train_cfg.scale_loss_weight='
+            f'{cfg.scale_loss_weight!r} leaves a scale untrained (give a '
+            'weight above 0, e.g. 1)')
     return cfg
 
 

@@ -104,6 +104,28 @@ def test_two_pairs_weigh_the_soft_region_losses_too():
                                alone['decode.stage0.loss_ce'] / 2)
 
 
+def test_detached_scales_cut_the_soft_regions_from_the_fused_loss_too():
+    model = ocrnet(train_cfg=dict(detach_scales=True,
+                                  scale_loss_weight=1)).eval()
+    losses = model.loss(images(), make_samples(2, 64, 64))
+    fused = [k for k in losses
+             if k.startswith('decode.') and k.endswith('loss_ce')]
+    assert 'decode.stage0.loss_ce' in fused
+    sum(losses[k] for k in fused).backward(retain_graph=True)
+    grads = {n for n, p in model.named_parameters()
+             if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(
+        n.startswith('decode_head.1.attention.') for n in grads)
+    model.zero_grad()
+    sum(v for k, v in losses.items()
+        if k.startswith('scale_') and 'loss' in k).backward()
+    # the final logits' own loss trains both stages and the trunk
+    for prefix in ('backbone.', 'decode_head.0.', 'decode_head.1.conv_seg'):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for n, p in model.named_parameters()
+                   if n.startswith(prefix)), prefix
+
+
 @pytest.mark.parametrize('train_cfg,inputs', [
     (dict(attention_only=True), ['features']),
     (dict(attention_only=True, fusion='explicit',

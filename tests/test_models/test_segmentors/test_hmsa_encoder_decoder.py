@@ -144,6 +144,10 @@ def test_train_cfg_errors():
                 train_cfg=dict(
                     scale_pairs=[[0.5, 1.0], [1.0, 2.0]],
                     scale_loss_weight=[0.1, 0.2])))
+    with pytest.raises(ValueError, match='detach_scales=True.*untrained'):
+        build(
+            tiny_segmentor(
+                train_cfg=dict(detach_scales=True, scale_loss_weight=0)))
 
 
 def test_lo_scale_agreeing_with_scale_pairs_is_accepted():
@@ -526,6 +530,52 @@ def test_a_chain_trains_exactly_the_inference_fusion():
     torch.testing.assert_close(
         losses['decode.loss_ce'],
         model.decode_head.loss_by_feat(fused, samples)['loss_ce'])
+
+
+def _grads(model, loss):
+    """The parameters ``loss`` sends a nonzero gradient to."""
+    model.zero_grad()
+    loss.backward(retain_graph=True)
+    return {
+        n for n, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+
+
+@pytest.mark.parametrize('reads', ['features', 'higher'])
+def test_detached_scales_let_the_fused_loss_train_only_the_branch(reads):
+    """``detach_scales``: the same loss values, but the fused loss reaches
+    the attention branch only and each scale's own loss the rest."""
+    def model(detach):
+        torch.manual_seed(0)
+        head = tiny_sep_aspp_head(
+            attention_cfg=dict(type='bottleneck', channels=8,
+                               inputs=['probs', 'higher']))
+        return build(
+            tiny_segmentor(
+                head=head if reads == 'higher' else None,
+                train_cfg=dict(
+                    scale_pairs=[[0.5, 1.0, 2.0]], scale_loss_weight=1,
+                    detach_scales=detach),
+                test_cfg=dict(mode='whole',
+                              scales=[0.5, 1.0, 2.0]))).eval()
+
+    x, samples = images(), make_samples(2, 64, 64)
+    plain, cut = model(False), model(True)
+    losses, cut_losses = plain.loss(x, samples), cut.loss(x, samples)
+    assert set(losses) == set(cut_losses)
+    for name in losses:
+        torch.testing.assert_close(cut_losses[name], losses[name])
+    branch = 'decode_head.attention.'
+    fused = _grads(cut, cut_losses['decode.loss_ce'])
+    assert fused and all(n.startswith(branch) for n in fused)
+    # without it the fused loss trains the trunk too
+    assert any(not n.startswith(branch)
+               for n in _grads(plain, losses['decode.loss_ce']))
+    own = _grads(cut, sum(v for k, v in cut_losses.items()
+                          if k.startswith('scale_') and 'loss' in k))
+    assert any(n.startswith('backbone.') for n in own)
+    assert not any(n.startswith(branch) for n in own)
 
 
 # --------------------------------- a branch that reads the higher scales
