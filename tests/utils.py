@@ -117,6 +117,17 @@ def build(cfg: dict):
     return model
 
 
+def grad_receivers(model, loss) -> set:
+    """The names of the parameters ``loss`` sends a nonzero gradient to
+    (the model's gradients are zeroed first; the graph is kept)."""
+    model.zero_grad()
+    loss.backward(retain_graph=True)
+    return {
+        n for n, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+
+
 def assert_traces(model, image, other) -> None:
     """``torch.jit.trace`` of ``model`` (eval mode, ``mode='tensor'``) on
     ``image`` computes on ``other`` what the model does.

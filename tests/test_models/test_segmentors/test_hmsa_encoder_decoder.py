@@ -10,6 +10,7 @@ from tests.utils import (
     NUM_CLASSES,
     assert_traces,
     build,
+    grad_receivers,
     make_samples,
     tiny_segmentor,
     tiny_sep_aspp_head,
@@ -532,16 +533,6 @@ def test_a_chain_trains_exactly_the_inference_fusion():
         model.decode_head.loss_by_feat(fused, samples)['loss_ce'])
 
 
-def _grads(model, loss):
-    """The parameters ``loss`` sends a nonzero gradient to."""
-    model.zero_grad()
-    loss.backward(retain_graph=True)
-    return {
-        n for n, p in model.named_parameters()
-        if p.grad is not None and p.grad.abs().sum() > 0
-    }
-
-
 @pytest.mark.parametrize('reads', ['features', 'higher'])
 def test_detached_scales_let_the_fused_loss_train_only_the_branch(reads):
     """``detach_scales``: the same loss values, but the fused loss reaches
@@ -567,12 +558,12 @@ def test_detached_scales_let_the_fused_loss_train_only_the_branch(reads):
     for name in losses:
         torch.testing.assert_close(cut_losses[name], losses[name])
     branch = 'decode_head.attention.'
-    fused = _grads(cut, cut_losses['decode.loss_ce'])
+    fused = grad_receivers(cut, cut_losses['decode.loss_ce'])
     assert fused and all(n.startswith(branch) for n in fused)
     # without it the fused loss trains the trunk too
     assert any(not n.startswith(branch)
-               for n in _grads(plain, losses['decode.loss_ce']))
-    own = _grads(cut, sum(v for k, v in cut_losses.items()
+               for n in grad_receivers(plain, losses['decode.loss_ce']))
+    own = grad_receivers(cut, sum(v for k, v in cut_losses.items()
                           if k.startswith('scale_') and 'loss' in k))
     assert any(n.startswith('backbone.') for n in own)
     assert not any(n.startswith(branch) for n in own)
