@@ -303,6 +303,38 @@ def test_the_detached_recipes_cut_the_fused_loss_from_the_scales():
         ).detach_scales, ref.name
 
 
+def test_the_one_scale_recipes_train_the_network_at_scale_1():
+    from projects.hmsa.models.settings import train_settings
+    recipes = study.demo_recipes(DEMO, single_iters=120)
+    for name, ref in (('e2e-whole-one-scale', 'e2e-chain-whole'),
+                      ('e2e-scratch-whole-one-scale', 'e2e-scratch-whole')):
+        recipe, ref = recipes[name], recipes[ref]
+        assert recipe.options[:len(ref.options)] == ref.options, name
+        assert (recipe.config, recipe.start, recipe.iters) == (
+            ref.config, ref.start, ref.iters), name
+        settings = train_settings(
+            resolve_options(recipe.config, recipe.options).model.train_cfg)
+        assert settings.trunk_scale == 1.0, name
+        assert settings.detach_scales is True, name
+        assert settings.loss_weights == (1.0, 1.0), name
+        assert settings.pairs == ((0.5, 1.0, 2.0), ), name
+
+
+def test_the_pairs_recipe_differs_from_the_chain_in_the_scales_only():
+    from projects.hmsa.models.settings import train_settings
+    recipes = study.demo_recipes(DEMO, single_iters=120)
+    recipe, ref = recipes['e2e-pairs-whole'], recipes['e2e-chain-whole']
+    assert (recipe.config, recipe.start, recipe.iters) == (
+        ref.config, ref.start, ref.iters)
+    assert len(recipe.options) == len(ref.options)
+    assert [o for o in recipe.options if o not in ref.options] == [
+        'model.train_cfg.scale_pairs=[[0.5,1.0],[1.0,2.0]]']
+    settings = train_settings(
+        resolve_options(recipe.config, recipe.options).model.train_cfg)
+    assert settings.pairs == ((0.5, 1.0), (1.0, 2.0))
+    assert settings.pair_sampling == 'all'
+
+
 @pytest.mark.parametrize('trunk', study.TRUNKS)
 def test_the_whole_image_option_addresses_the_random_resize(trunk):
     """The whole-image recipes name the training pipeline's transform by

@@ -116,7 +116,12 @@ def demo_recipes(configs_dir: str,
     ``e2e-scratch-whole-detached`` are ``e2e-chain-whole`` and
     ``e2e-scratch-whole`` with the fused loss cut from the scales
     (``train_cfg.detach_scales``): it trains the branch only, and each
-    scale learns from its own loss at full weight.
+    scale learns from its own loss at full weight. The ``-one-scale``
+    recipes train the network at scale 1 only (``train_cfg.trunk_scale``):
+    the other scales run as at test time and the fused loss trains the
+    branch, the staged recipe in one run. ``e2e-pairs-whole`` trains
+    ``e2e-chain-whole`` on the pairs (0.5, 1) and (1, 2) instead of the
+    chain.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
@@ -131,8 +136,11 @@ def demo_recipes(configs_dir: str,
     probs = 'model.decode_head.attention_cfg.inputs=[probs,higher]'
     frozen_bn = 'model.train_cfg.norm_eval=True'
     chain = 'model.train_cfg.scale_pairs=[[0.5,1.0,2.0]]'
+    pairs = 'model.train_cfg.scale_pairs=[[0.5,1.0],[1.0,2.0]]'
     detached = ('model.train_cfg.detach_scales=True',
                 'model.train_cfg.scale_loss_weight=1')
+    one_scale = ('model.train_cfg.trunk_scale=1.0',
+                 'model.train_cfg.scale_loss_weight=1')
 
     # MMSeg's online hard example mining on the fused loss: the pixels whose
     # true class the fusion gives less than 0.7 (at least 6000 per image,
@@ -276,6 +284,27 @@ def demo_recipes(configs_dir: str,
                'fused loss training the branch only, each scale on its own '
                'loss at full weight (detach_scales)', scratch,
                (probs, chain, branch_lr(10), finest, whole, *detached),
+               start='scratch', iters=single_iters + 100),
+        # The chain's one fused loss weighs scale 2 wherever the branches
+        # of 0.5 and 1 leave it; two pairs each train one attention on its
+        # own fused loss, 1 against 2 as NVIDIA trains 0.5 against 1.
+        Recipe('e2e-pairs-whole', 'e2e-chain-whole trained on the pairs '
+               '(0.5, 1) and (1, 2), each fused on its own, instead of the '
+               'chain', finetune,
+               (probs, frozen_bn, pairs, branch_lr(100), finest, whole),
+               iters=100),
+        # What every end-to-end run shares and the staged path lacks: the
+        # network is trained at all three scales of each image at once.
+        # Trained at scale 1 only (as the single-scale model), the other
+        # scales run as at test time and the branch learns to fuse them:
+        # the staged recipe in one run.
+        Recipe('e2e-whole-one-scale', 'e2e-chain-whole with the network '
+               'trained at scale 1 only, the other scales as at test time, '
+               'the fused loss training the branch (trunk_scale=1)',
+               finetune, (*e2e_chain, finest, whole, *one_scale), iters=100),
+        Recipe('e2e-scratch-whole-one-scale', 'e2e-scratch-whole with the '
+               'network trained at scale 1 only (trunk_scale=1)', scratch,
+               (probs, chain, branch_lr(10), finest, whole, *one_scale),
                start='scratch', iters=single_iters + 100),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the

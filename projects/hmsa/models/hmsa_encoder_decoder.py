@@ -406,12 +406,16 @@ class HMSAEncoderDecoder(EncoderDecoder):
         # attention fusion reads no attention of an entry's highest scale
         last = None if cfg.fusion == 'explicit' else -1
         attend = {s for pair in pairs for s in pair[:last]}
+        # the scales whose own loss trains the network (and whose features
+        # the auxiliary head reads: 1.0's, or the trunk scale's)
+        trained = scales if cfg.trunk_scale is None else (cfg.trunk_scale, )
+        aux_scale = 1.0 if cfg.trunk_scale is None else cfg.trunk_scale
         outputs = {}
         for scale in scales:
             outputs[scale], feats = self._train_scale(inputs, scale,
                                                       scale in attend)
-            if scale == 1.0:
-                feats_hi = feats
+            if scale == aux_scale:
+                feats_aux = feats
         fused = {s: _detached(o) for s, o in outputs.items()} \
             if cfg.detach_scales else outputs
         losses = {}
@@ -427,7 +431,7 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if cfg.attention_only:
             return losses
         w_lo, w_hi = cfg.loss_weights
-        for scale in scales:
+        for scale in trained:
             weight = w_hi if scale == max(scales) else w_lo
             if weight > 0:
                 terms = self.final_head.loss_by_feat(outputs[scale].logits,
@@ -436,17 +440,24 @@ class HMSAEncoderDecoder(EncoderDecoder):
                     add_prefix(weigh(terms, weight), f'scale_{scale}'))
         if self.with_auxiliary_head:
             losses.update(
-                self._auxiliary_head_forward_train(feats_hi, data_samples))
+                self._auxiliary_head_forward_train(feats_aux, data_samples))
         return losses
 
     def _train_scale(self, inputs: Tensor, scale: float,
                      with_attention: bool) -> Tuple[ScaleOutput, List[Tensor]]:
         """One scale's outputs, on the grid the fusion reads, and backbone
-        features in a training step; in attention-only training all but the
-        attention branch runs without autograd."""
+        features in a training step; in attention-only training, and at a
+        scale other than ``trunk_scale``, all but the attention branch runs
+        without autograd (and then in eval mode, as at test time)."""
         x = rescale(inputs, scale, self.test_cfg.scale_rounding)
-        with torch.no_grad() if self.train_cfg.attention_only \
-                else contextlib.nullcontext():
+        cfg = self.train_cfg
+        if cfg.attention_only:
+            frozen = torch.no_grad()
+        elif cfg.trunk_scale not in (None, scale):
+            frozen = self._as_at_test()
+        else:
+            frozen = contextlib.nullcontext()
+        with frozen:
             feats = self.extract_feat(x)
             read, out = self._decode(feats)
         if self.train_cfg.detach_scales:
@@ -455,6 +466,20 @@ class HMSAEncoderDecoder(EncoderDecoder):
         if self.test_cfg.fusion_grid == 'image':
             out = resize_output(out, x.shape[-2:], self.align_corners)
         return out, feats
+
+    @contextlib.contextmanager
+    def _as_at_test(self):
+        """The network without autograd and in eval mode (BatchNorm on its
+        running statistics, no dropout); each module's mode is restored
+        after."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
 
     def _fused_loss(self, outputs: Dict[float, ScaleOutput],
                     data_samples: SampleList) -> dict:

@@ -39,6 +39,15 @@ This is the one place the options are documented.
   and the auxiliary head, as a single-scale model at each training scale,
   while the branch learns to fuse the scales the network gives. Every
   weight still trains in one run; the scales are not shaped by the fusion.
+- ``trunk_scale`` (float, optional): the network (all but the attention
+  branch) trains at this scale only, as a single-scale model does: its
+  own loss (``scale_loss_weight``, above 0) and the auxiliary head on
+  its features. Every other scale runs without autograd and in eval mode,
+  BatchNorm normalising with the statistics the trunk scale trains, as a
+  staged model runs them at test time. Implies ``detach_scales``: the
+  fused loss trains the branch only. The staged recipe (a single-scale
+  model, then the branch on it) in one run. Must be a scale of every
+  entry of ``scale_pairs``.
 
 Training rescales and fuses as inference does (``test_cfg``'s
 ``scale_rounding`` and ``fusion_grid``).
@@ -246,7 +255,12 @@ def train_settings(train_cfg) -> ConfigDict:
     cfg.setdefault('scale_loss_weight', 0.05)
     cfg.setdefault('attention_only', False)
     cfg.setdefault('norm_eval', False)
-    cfg.setdefault('detach_scales', False)
+    trunk_scale = cfg.setdefault('trunk_scale', None)
+    if trunk_scale is not None and cfg.get('detach_scales') is False:
+        raise ValueError(
+            'train_cfg.trunk_scale detaches the scales from the fused loss; '
+            'train_cfg.detach_scales=False contradicts it (leave it out)')
+    cfg.setdefault('detach_scales', trunk_scale is not None)
     check_choice(cfg.fusion, ('attention', 'explicit'), 'train_cfg.fusion')
     check_choice(cfg.pair_sampling, ('all', 'random'),
                  'train_cfg.pair_sampling')
@@ -257,6 +271,18 @@ def train_settings(train_cfg) -> ConfigDict:
         raise ValueError(
             'train_cfg.scale_loss_weight as a pair [w_lo, w_1] needs a '
             'single scale pair; give one number for several scales')
+    if trunk_scale is not None:
+        cfg.trunk_scale = as_scale(trunk_scale, 'train_cfg.trunk_scale')
+        if cfg.attention_only:
+            raise ValueError(
+                'train_cfg.trunk_scale trains the network at one scale; '
+                'train_cfg.attention_only=True trains none (give one)')
+        missing = [p for p in cfg.pairs if cfg.trunk_scale not in p]
+        if missing:
+            raise ValueError(
+                f'train_cfg.trunk_scale={trunk_scale} must be a scale of '
+                'every entry of train_cfg.scale_pairs (each step trains '
+                f'the network at it); {list(missing)} lack it')
     if cfg.detach_scales and not cfg.attention_only \
             and min(cfg.loss_weights) == 0:
         raise ValueError(

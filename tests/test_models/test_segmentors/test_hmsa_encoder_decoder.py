@@ -569,6 +569,76 @@ def test_detached_scales_let_the_fused_loss_train_only_the_branch(reads):
     assert not any(n.startswith(branch) for n in own)
 
 
+def _trunk_scale_model(auxiliary=False, **train_cfg):
+    torch.manual_seed(0)
+    return build(
+        tiny_segmentor(
+            auxiliary=auxiliary,
+            train_cfg=dict(dict(scale_pairs=[[0.5, 1.0, 2.0]],
+                                scale_loss_weight=1), **train_cfg),
+            test_cfg=dict(mode='whole', scales=[0.5, 1.0, 2.0])))
+
+
+def test_trunk_scale_trains_the_network_at_one_scale_only():
+    """``trunk_scale``: the network's own loss, the auxiliary head and the
+    BatchNorm statistics come from that scale alone; the fused loss trains
+    the branch only."""
+    x, samples = images(), make_samples(2, 64, 64)
+    model = _trunk_scale_model(auxiliary=True, trunk_scale=1.0).train()
+    assert model.train_cfg.detach_scales is True
+    modes = {n: m.training for n, m in model.named_modules()}
+    losses = model.loss(x, samples)
+    assert {k.rsplit('.', 1)[0] for k in losses} == {
+        'decode', 'scale_1.0', 'aux'}
+    # every module's mode is as it was before the step
+    assert modes == {n: m.training for n, m in model.named_modules()}
+    branch = 'decode_head.attention.'
+    fused = grad_receivers(model, losses['decode.loss_ce'])
+    assert fused and all(n.startswith(branch) for n in fused)
+    own = grad_receivers(model, losses['scale_1.0.loss_ce'])
+    assert any(n.startswith('backbone.') for n in own)
+    assert not any(n.startswith(branch) for n in own)
+
+
+def test_trunk_scale_leaves_batchnorm_statistics_to_that_scale():
+    """The other scales run in eval mode: after a step the statistics
+    outside the branch are those of one training pass at the trunk scale."""
+    x, samples = images(), make_samples(2, 64, 64)
+    for trunk in (1.0, 2.0):
+        model = _trunk_scale_model(trunk_scale=trunk).train()
+        model.loss(x, samples)
+        ref = _trunk_scale_model().train()
+        with torch.no_grad():
+            ref._decode(ref.extract_feat(rescale(x, trunk, 'round')))
+        stats = {
+            n: b for n, b in model.named_buffers()
+            if 'running' in n and not n.startswith('decode_head.attention.')
+        }
+        assert stats
+        ref_stats = dict(ref.named_buffers())
+        for name, value in stats.items():
+            torch.testing.assert_close(value, ref_stats[name], msg=name)
+
+
+def test_trunk_scale_errors():
+    with pytest.raises(ValueError, match='trunk_scale=2.0 must be a scale '
+                       'of every entry'):
+        build(tiny_segmentor(train_cfg=dict(
+            scale_pairs=[[0.5, 1.0], [1.0, 2.0]], trunk_scale=2.0,
+            scale_loss_weight=1)))
+    with pytest.raises(ValueError, match='attention_only=True trains none'):
+        build(tiny_segmentor(train_cfg=dict(trunk_scale=1.0,
+                                            attention_only=True)))
+    with pytest.raises(ValueError, match='detach_scales=False contradicts'):
+        build(tiny_segmentor(train_cfg=dict(trunk_scale=1.0,
+                                            detach_scales=False)))
+    with pytest.raises(ValueError, match='detach_scales=True.*untrained'):
+        build(tiny_segmentor(train_cfg=dict(trunk_scale=1.0,
+                                            scale_loss_weight=0)))
+    with pytest.raises(ValueError, match='trunk_scale must be a positive'):
+        build(tiny_segmentor(train_cfg=dict(trunk_scale='1')))
+
+
 # --------------------------------- a branch that reads the higher scales
 def _higher_model(test_cfg=None, **train_cfg):
     head = tiny_sep_aspp_head(
