@@ -306,12 +306,21 @@ def test_the_detached_recipes_cut_the_fused_loss_from_the_scales():
 def test_the_one_scale_recipes_train_the_network_at_scale_1():
     from projects.hmsa.models.settings import train_settings
     recipes = study.demo_recipes(DEMO, single_iters=120)
-    for name, ref in (('e2e-whole-one-scale', 'e2e-chain-whole'),
-                      ('e2e-scratch-whole-one-scale', 'e2e-scratch-whole')):
-        recipe, ref = recipes[name], recipes[ref]
+    scratch = recipes['e2e-scratch-whole']
+    whole = 'train_dataloader.dataset.pipeline.2.ratio_range=(1.0,1.0)'
+    # the scratch recipe on crops: e2e-scratch-whole's options but whole
+    scratch_crops = study.Recipe(
+        'crops', '', scratch.config,
+        tuple(o for o in scratch.options if o != whole), scratch.start,
+        scratch.iters)
+    for name, ref in (('e2e-whole-one-scale', recipes['e2e-chain-whole']),
+                      ('e2e-one-scale', recipes['e2e-chain-finest']),
+                      ('e2e-scratch-one-scale', scratch_crops)):
+        recipe = recipes[name]
         assert recipe.options[:len(ref.options)] == ref.options, name
         assert (recipe.config, recipe.start, recipe.iters) == (
             ref.config, ref.start, ref.iters), name
+        assert (whole in recipe.options) == (name == 'e2e-whole-one-scale')
         settings = train_settings(
             resolve_options(recipe.config, recipe.options).model.train_cfg)
         assert settings.trunk_scale == 1.0, name
