@@ -121,9 +121,9 @@ def demo_recipes(configs_dir: str,
     the other scales run as at test time and the fused loss trains the
     branch, the staged recipe in one run (``e2e-one-scale`` and
     ``e2e-scratch-one-scale`` on the single-scale model's randomly
-    resized crops, ``e2e-whole-one-scale`` on whole images). ``e2e-pairs-whole`` trains
-    ``e2e-chain-whole`` on the pairs (0.5, 1) and (1, 2) instead of the
-    chain.
+    resized crops, ``e2e-whole-one-scale`` on whole images).
+    ``e2e-pairs-whole`` trains ``e2e-chain-whole`` on the pairs (0.5, 1)
+    and (1, 2) instead of the chain.
     """
     configs = demo_configs(configs_dir, trunk)
     attn, finetune = configs['attn'], configs['finetune']
