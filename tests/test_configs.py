@@ -116,7 +116,8 @@ def test_config_families_are_all_there():
         'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py',
         'demo/r50_single-scale_demo.py', 'demo/hmsa_r50_attn-only_demo.py',
         'demo/hmsa_r50_attn-finest_demo.py',
-        'demo/hmsa_mnv2_attn-whole_demo.py'
+        'demo/hmsa_mnv2_attn-whole_demo.py',
+        'demo/hmsa_mnv2_e2e-one-scale_demo.py'
     } <= names
 
 
@@ -313,6 +314,7 @@ def test_demo_configs_run_on_a_cpu():
 
 @pytest.mark.parametrize('name,recipe_name', [
     ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain-finest'),
+    ('demo/hmsa_mnv2_e2e-one-scale_demo.py', 'e2e-one-scale'),
     ('demo/hmsa_mnv2_attn-finest_demo.py', 'attn-finest'),
     ('demo/hmsa_mnv2_attn-whole_demo.py', 'attn-finest-whole'),
 ])
