@@ -283,8 +283,12 @@ def train_settings(train_cfg) -> ConfigDict:
                 f'train_cfg.trunk_scale={trunk_scale} must be a scale of '
                 'every entry of train_cfg.scale_pairs (each step trains '
                 f'the network at it); {list(missing)} lack it')
-    if cfg.detach_scales and not cfg.attention_only \
-            and min(cfg.loss_weights) == 0:
+    # the weights of the scales whose own loss trains the network
+    w_lo, w_hi = cfg.loss_weights
+    top = max(s for pair in cfg.pairs for s in pair)
+    trained = cfg.loss_weights if trunk_scale is None else (
+        w_hi if cfg.trunk_scale == top else w_lo, )
+    if cfg.detach_scales and not cfg.attention_only and min(trained) == 0:
         raise ValueError(
             'train_cfg.detach_scales=True trains the network on each '
             'scale\'s own loss only; train_cfg.scale_loss_weight='

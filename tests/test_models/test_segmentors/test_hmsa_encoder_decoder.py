@@ -635,6 +635,14 @@ def test_trunk_scale_errors():
     with pytest.raises(ValueError, match='detach_scales=True.*untrained'):
         build(tiny_segmentor(train_cfg=dict(trunk_scale=1.0,
                                             scale_loss_weight=0)))
+    # only the trunk scale's own weight must be above 0
+    model = build(tiny_segmentor(train_cfg=dict(
+        trunk_scale=1.0, scale_pairs=[[0.5, 1.0]], scale_loss_weight=[0, 1])))
+    assert model.train_cfg.loss_weights == (0.0, 1.0)
+    with pytest.raises(ValueError, match='detach_scales=True.*untrained'):
+        build(tiny_segmentor(train_cfg=dict(
+            trunk_scale=1.0, scale_pairs=[[0.5, 1.0]],
+            scale_loss_weight=[1, 0])))
     with pytest.raises(ValueError, match='trunk_scale must be a positive'):
         build(tiny_segmentor(train_cfg=dict(trunk_scale='1')))
 
