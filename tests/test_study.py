@@ -308,7 +308,7 @@ def test_the_one_scale_recipes_train_the_network_at_scale_1():
     recipes = study.demo_recipes(DEMO, single_iters=120)
     scratch = recipes['e2e-scratch-whole']
     whole = 'train_dataloader.dataset.pipeline.2.ratio_range=(1.0,1.0)'
-    # the scratch recipe on crops: e2e-scratch-whole's options but whole
+    # e2e-scratch-whole's options without the whole-image one (on crops)
     scratch_crops = study.Recipe(
         'crops', '', scratch.config,
         tuple(o for o in scratch.options if o != whole), scratch.start,
