@@ -38,7 +38,12 @@ from .inference import (
     rescale,
     run_scales,
 )
-from .settings import check_fusion, check_scales, model_settings
+from .settings import (
+    check_fusion,
+    check_scales,
+    model_settings,
+    own_loss_weight,
+)
 
 Scales = Tuple[float, ...]
 
@@ -430,9 +435,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
                     add_prefix(weigh(terms, 1 / len(pairs)), f'decode_{name}'))
         if cfg.attention_only:
             return losses
-        w_lo, w_hi = cfg.loss_weights
         for scale in trained:
-            weight = w_hi if scale == max(scales) else w_lo
+            weight = own_loss_weight(cfg.loss_weights, scale, max(scales))
             if weight > 0:
                 terms = self.final_head.loss_by_feat(outputs[scale].logits,
                                                      data_samples)
@@ -451,13 +455,8 @@ class HMSAEncoderDecoder(EncoderDecoder):
         without autograd (and then in eval mode, as at test time)."""
         x = rescale(inputs, scale, self.test_cfg.scale_rounding)
         cfg = self.train_cfg
-        if cfg.attention_only:
-            frozen = torch.no_grad()
-        elif cfg.trunk_scale not in (None, scale):
-            frozen = self._as_at_test()
-        else:
-            frozen = contextlib.nullcontext()
-        with frozen:
+        frozen = cfg.attention_only or cfg.trunk_scale not in (None, scale)
+        with self._as_at_test() if frozen else contextlib.nullcontext():
             feats = self.extract_feat(x)
             read, out = self._decode(feats)
         if self.train_cfg.detach_scales:

@@ -236,6 +236,15 @@ def _scale_loss_weights(weight) -> Tuple[float, float]:
     return weights
 
 
+def own_loss_weight(loss_weights: Tuple[float, float], scale: float,
+                    top: float) -> float:
+    """The weight of ``scale``'s own loss in a step whose highest scale is
+    ``top``: ``w_1`` of ``loss_weights`` (``(w_lo, w_1)``) for ``top``,
+    ``w_lo`` for the others."""
+    w_lo, w_hi = loss_weights
+    return w_hi if scale == top else w_lo
+
+
 def train_settings(train_cfg) -> ConfigDict:
     """``train_cfg`` with its defaults, checked (see the table above).
 
@@ -283,12 +292,12 @@ def train_settings(train_cfg) -> ConfigDict:
                 f'train_cfg.trunk_scale={trunk_scale} must be a scale of '
                 'every entry of train_cfg.scale_pairs (each step trains '
                 f'the network at it); {list(missing)} lack it')
-    # the weights of the scales whose own loss trains the network
-    w_lo, w_hi = cfg.loss_weights
-    top = max(s for pair in cfg.pairs for s in pair)
-    trained = cfg.loss_weights if trunk_scale is None else (
-        w_hi if cfg.trunk_scale == top else w_lo, )
-    if cfg.detach_scales and not cfg.attention_only and min(trained) == 0:
+    # the scales whose own loss trains the network
+    scales = {s for pair in cfg.pairs for s in pair}
+    trained = scales if trunk_scale is None else {cfg.trunk_scale}
+    if cfg.detach_scales and not cfg.attention_only and min(
+            own_loss_weight(cfg.loss_weights, s, max(scales))
+            for s in trained) == 0:
         raise ValueError(
             'train_cfg.detach_scales=True trains the network on each '
             'scale\'s own loss only; train_cfg.scale_loss_weight='
