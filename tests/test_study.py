@@ -329,6 +329,17 @@ def test_the_one_scale_recipes_train_the_network_at_scale_1():
         assert settings.pairs == ((0.5, 1.0, 2.0), ), name
 
 
+def test_the_one_scale_refit_is_the_staged_branch_fit_on_that_network():
+    recipes = study.demo_recipes(DEMO)
+    recipe, ref = recipes['e2e-one-scale-refit'], recipes['attn-finest-whole']
+    assert (recipe.config, recipe.options, recipe.iters) == (
+        ref.config, ref.options, ref.iters)
+    assert (recipe.start, ref.start) == ('e2e-one-scale', 'single')
+    assert [r.name for r in study.select_recipes(
+        recipes, ['e2e-one-scale-refit'])] == ['e2e-one-scale',
+                                               'e2e-one-scale-refit']
+
+
 def test_the_pairs_recipe_differs_from_the_chain_in_the_scales_only():
     from projects.hmsa.models.settings import train_settings
     recipes = study.demo_recipes(DEMO, single_iters=120)
@@ -359,3 +370,95 @@ def test_the_whole_image_option_addresses_the_random_resize(trunk):
         resize = cfg.train_dataloader.dataset.pipeline[2]
         assert resize.type == 'RandomResize', recipe.name
         assert tuple(resize.ratio_range) == (1.0, 1.0), recipe.name
+
+
+class FakeSteps:
+    """Stands in for the tools: training writes a checkpoint name, the
+    evaluation writes rows that say which data root it read."""
+
+    def __init__(self):
+        self.trained, self.evaluated = [], []
+
+    def train(self, config, work_dir, options=(), log=None):
+        import os
+        os.makedirs(work_dir, exist_ok=True)
+        self.trained.append(work_dir)
+        ckpt = f'{work_dir}/iter_1.pth'
+        with open(f'{work_dir}/last_checkpoint', 'w') as f:
+            f.write(ckpt)
+        return ckpt
+
+    def eval_scales(self, config, checkpoint, out_dir, scales, options=(),
+                    extra=(), log=None):
+        import os
+        roots = [o.split('=', 1)[1] for o in options
+                 if o.startswith('val_dataloader.dataset.data_root=')]
+        self.evaluated.append((checkpoint, roots[-1]))
+        base = 40.0 if roots[-1].endswith('heldout-data/') else 50.0
+        rows = [dict(scales=[s], fusion='single', mIoU=base + s)
+                for s in scales]
+        rows += [dict(scales=list(scales), fusion=f, mIoU=base + d)
+                 for f, d in (('mean', 1.5), ('attention', 3.5),
+                              ('oracle', 9.0))]
+        os.makedirs(out_dir, exist_ok=True)
+        with open(f'{out_dir}/results.json', 'w') as f:
+            json.dump(dict(rows=rows), f)
+        return f'{out_dir}/results.json'
+
+
+def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
+    recipes = study.demo_recipes(DEMO)
+    steps = FakeSteps()
+    heldout = study.HeldOut(
+        tuple(workflow.data_options(str(tmp_path / 'heldout-data'))),
+        dict(root=str(tmp_path / 'heldout-data'), seed=1000),
+        'Held-out images: 8 more')
+
+    def settings(**kwargs):
+        return study.StudySettings(
+            seeds=[0, 1], recipes=study.select_recipes(
+                recipes, ['e2e-one-scale-refit']),
+            steps=steps, work_dir=str(tmp_path), single_config='single.py',
+            eval_config='attn.py',
+            options=workflow.data_options(str(tmp_path / 'data')),
+            data=dict(root=str(tmp_path / 'data')), **kwargs)
+
+    results = study.run_study(settings(heldout=heldout))
+    # three runs per seed (single-scale, e2e-one-scale, its refit), each
+    # trained once and evaluated on both sets of images
+    assert len(steps.trained) == 6 and len(steps.evaluated) == 12
+    assert sorted(r.endswith('heldout-data/') for _, r in
+                  steps.evaluated) == [False] * 6 + [True] * 6
+    assert set(results) == {'val', 'heldout'}
+    val = results['val']['e2e-one-scale-refit']['rows']['attention']
+    held = results['heldout']['e2e-one-scale-refit']['rows']['attention']
+    assert (val.mean, held.mean) == (53.5, 43.5)
+    comps = results['heldout']['e2e-one-scale-refit']['comparisons']
+    assert comps['vs_best_single'].mean == pytest.approx(1.5)
+    # the untrained branch of the single-scale model has no row on either
+    for split in ('val', 'heldout'):
+        assert 'attention' not in results[split]['single-scale']['rows']
+    table = (tmp_path / 'study.md').read_text()
+    assert table.count('| e2e-one-scale-refit |') == 4
+    assert '## Held-out images: 8 more' in table
+    report = json.loads((tmp_path / 'study.json').read_text())
+    assert report['heldout'] == heldout.data
+    assert report['heldout_results']['e2e-one-scale-refit']['rows'][
+        'attention']['mean'] == 43.5
+
+    # again: nothing runs; without held-out images, one table
+    study.run_study(settings(heldout=heldout))
+    assert len(steps.trained) == 6 and len(steps.evaluated) == 12
+    assert set(study.run_study(settings())) == {'val'}
+    assert 'Held-out' not in (tmp_path / 'study.md').read_text()
+    assert 'heldout' not in json.loads((tmp_path / 'study.json').read_text())
+    # other held-out images: evaluated again, nothing trained
+    other = study.HeldOut(heldout.options, dict(heldout.data, seed=1001))
+    study.run_study(settings(heldout=other))
+    assert len(steps.trained) == 6 and len(steps.evaluated) == 18
+    # a report finds held-out rows missing without evaluating them
+    other = study.HeldOut(heldout.options, dict(heldout.data, seed=1002))
+    results = study.run_study(settings(heldout=other, report_only=True))
+    assert len(steps.evaluated) == 18
+    assert not results['heldout']['e2e-one-scale-refit']['rows']
+    assert results['val']['e2e-one-scale-refit']['rows']

@@ -64,6 +64,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='the demo configs\' trunk: MobileNetV2 (default) or '
         'ResNet-50-D8 (configs/demo/*r50*; the staged recipes and the '
         'control)')
+    parser.add_argument(
+        '--heldout',
+        type=int,
+        default=0,
+        metavar='N',
+        help='also evaluate every checkpoint on N images of the same family '
+        'made apart (data seed + 1000), which nothing is trained or chosen '
+        'on, and report them in a second table (default: 0, none); only '
+        'with the data the study makes')
     parser.add_argument('--single-iters', type=int, default=120)
     parser.add_argument('--attention-iters', type=int, default=150)
     parser.add_argument(
@@ -93,12 +102,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     if missing:
         parser.error(f'--trunk {args.trunk} has no config for: '
                      + ', '.join(missing))
+    if args.heldout < 0:
+        parser.error('--heldout must be >= 0')
+    if args.heldout and args.data_root is not None:
+        parser.error('--heldout makes held-out images of the demo data; it '
+                     'cannot go with --data-root')
     for name in ('single_iters', 'attention_iters', 'num_val'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     if args.num_train < 2:  # the split recipes hold a quarter out
         parser.error('--num-train must be >= 2')
     return args
+
+
+#: The held-out images (``--heldout``): their data seed is the study's plus
+#: this; the tool that makes them needs some training images too, which
+#: nothing reads.
+HELDOUT_SEED = 1000
+HELDOUT_TRAIN = 4
+
+
+def make_data(steps: workflow.Steps, data: dict, work_dir: str,
+              fresh: bool) -> None:
+    """Make the demo data ``data`` describes (its root, family, seed and
+    sizes) once: a second study in the same folder (another seed or
+    recipe, or one running beside it) reads the same files."""
+    root = data['root']
+    if study.is_reusable(root, data, not fresh):
+        print(f'reusing the data in {root}')
+        return
+    if osp.exists(root + '.settings'):  # stale until remade
+        os.remove(root + '.settings')
+    name = osp.basename(root)
+    steps.make_data(root, data['num_train'], data['num_val'], data['height'],
+                    data['width'], data['seed'],
+                    log=osp.join(work_dir, f'make_{name}.log'),
+                    family=data['family'])
+    study.write_stamp(root, data)
 
 
 def main(argv=None) -> int:
@@ -115,21 +155,22 @@ def main(argv=None) -> int:
                     num_train=args.num_train, num_val=args.num_val,
                     height=args.height, width=args.width)
     steps = workflow.Steps(TOOLS_DIR, workflow.threads_per_job(args.jobs))
+    heldout = None
+    if args.heldout:
+        root = osp.join(work_dir, 'heldout-data')
+        heldout = study.HeldOut(
+            tuple(workflow.data_options(root, args.height, args.width)),
+            dict(data, root=root, seed=args.data_seed + HELDOUT_SEED,
+                 num_train=HELDOUT_TRAIN, num_val=args.heldout),
+            f'Held-out images: {args.heldout} more of the {args.family} '
+            f'family (data seed {args.data_seed + HELDOUT_SEED}), which no '
+            'run trained or was chosen on')
     if args.report_only:
         pass  # nothing is trained: the data is not needed
     elif args.data_root is None:
-        # made once: a second study in the same folder (another seed or
-        # recipe, or one running beside it) reads the same files
-        if study.is_reusable(data_root, data, not args.fresh):
-            print(f'reusing the data in {data_root}')
-        else:
-            if osp.exists(data_root + '.settings'):  # stale until remade
-                os.remove(data_root + '.settings')
-            steps.make_data(data_root, args.num_train, args.num_val,
-                            args.height, args.width, args.data_seed,
-                            log=osp.join(work_dir, 'make_data.log'),
-                            family=args.family)
-            study.write_stamp(data_root, data)
+        make_data(steps, data, work_dir, args.fresh)
+        if heldout is not None:
+            make_data(steps, heldout.data, work_dir, args.fresh)
     elif not osp.isdir(data_root):
         raise cli.ToolError(f'--data-root {data_root} is not a folder')
     # the split recipes hold the last quarter of the training images out
@@ -165,10 +206,12 @@ def main(argv=None) -> int:
         data=data,
         reuse=not args.fresh,
         report_only=args.report_only,
-        jobs=args.jobs)
-    results = study.run_study(settings)  # a failed step: cli.run_tool
+        jobs=args.jobs,
+        heldout=heldout)
+    study.run_study(settings)  # a failed step: cli.run_tool
     print()
-    print(study.markdown(results, recipes, args.seeds))
+    with open(osp.join(work_dir, 'study.md')) as f:
+        print(f.read().rstrip())
     minutes, seconds = divmod(int(time.time() - start), 60)
     print(f'\nstudy finished in {minutes} min {seconds} s; tables in '
           f'{osp.join(work_dir, "study.md")} and study.json')

@@ -122,6 +122,8 @@ def demo_recipes(configs_dir: str,
     branch, the staged recipe in one run (``e2e-one-scale`` and
     ``e2e-scratch-one-scale`` on the single-scale model's randomly
     resized crops, ``e2e-whole-one-scale`` on whole images).
+    ``e2e-one-scale-refit`` fits ``e2e-one-scale``'s branch again as
+    ``attn-finest-whole`` trains it (whole images, attention only).
     ``e2e-pairs-whole`` trains ``e2e-chain-whole`` on the pairs (0.5, 1)
     and (1, 2) instead of the chain.
     """
@@ -316,6 +318,14 @@ def demo_recipes(configs_dir: str,
                'highest scale\'s grid (trunk_scale=1)', scratch,
                (probs, chain, branch_lr(10), finest, *one_scale),
                start='scratch', iters=single_iters + 100),
+        # e2e-one-scale's branch learned on randomly resized crops, where
+        # scale 0.5 is often right; the staged finding is that a branch fitted
+        # at the test size (whole images) picks scales better. This fits it
+        # again so, attention only, on the finished one-scale network.
+        Recipe('e2e-one-scale-refit', 'e2e-one-scale, then '
+               'attn-finest-whole\'s attention-only training (whole images) '
+               'from that checkpoint', attn, (finest, whole),
+               start='e2e-one-scale', iters=attention_iters),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale
@@ -618,6 +628,9 @@ class StudySettings:
             settings (an earlier study in the same folder, or one beside
             it); never trained (those of ``recipes`` run as asked). In the
             order they run.
+        heldout (HeldOut, optional): Images no run trains or chooses
+            anything on: every checkpoint is evaluated on them too, as on
+            the validation images, for a second table.
     """
 
     seeds: List[int]
@@ -634,11 +647,39 @@ class StudySettings:
     report_only: bool = False
     jobs: int = 1
     also_report: List[Recipe] = field(default_factory=list)
+    heldout: Optional['HeldOut'] = None
 
     def others(self) -> List[Recipe]:
         """The recipes of ``also_report`` that were not asked for."""
         asked = {r.name for r in self.recipes}
         return [r for r in self.also_report if r.name not in asked]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A second evaluation set of a study.
+
+    The validation images are few, and recipes are chosen by looking at
+    them; images that nothing was chosen on say whether a difference
+    holds beyond them.
+
+    Attributes:
+        options (tuple[str]): ``--cfg-options`` pointing the evaluation at
+            the held-out images (they follow the study's own options, so
+            they replace its data roots).
+        data (dict): What the images are; part of each evaluation's reuse
+            stamp.
+        title (str): What the report says they are.
+    """
+
+    options: Tuple[str, ...]
+    data: dict
+    title: str = 'Held-out images'
+
+
+#: Where a run's evaluations go: on the validation images and, with
+#: :attr:`StudySettings.heldout`, on the held-out ones.
+EVAL_DIRS = dict(val='eval', heldout='heldout')
 
 
 def is_reusable(output: str, settings: dict, reuse: bool) -> bool:
@@ -658,42 +699,82 @@ def write_stamp(output: str, settings: dict) -> None:
         json.dump(settings, f)
 
 
-def _train_and_evaluate(st: StudySettings, run_dir: str, label: str,
-                        what: str, config: str, train_options: Sequence[str],
-                        eval_config: str, eval_options: Sequence[str],
-                        settings: dict, report_only: bool,
-                        quiet: bool = False) -> Optional[Dict[str, float]]:
-    """One run of a study: train, evaluate every row, stamp the settings.
-
-    ``label`` names the run in messages (none for a reused run when
-    ``quiet``), ``what`` says what it trains. A finished run with the same
-    settings is reused. Returns its rows (:func:`read_rows`), or None when
-    ``report_only`` finds it missing.
-    """
-    results = osp.join(run_dir, 'eval', 'results.json')
-    if is_reusable(results, settings, st.reuse or report_only):
+def _evaluate(st: StudySettings, run_dir: str, label: str, eval_config: str,
+              eval_options: Sequence[str], settings: dict, reuse: bool,
+              run: bool, quiet: bool,
+              heldout: bool = False) -> Optional[Dict[str, float]]:
+    """Every row of the checkpoint of ``run_dir`` on the validation (or
+    held-out) images: reused when so evaluated before with ``settings``
+    and ``reuse``, else evaluated if ``run``, else None."""
+    results = osp.join(run_dir, EVAL_DIRS['heldout' if heldout else 'val'],
+                       'results.json')
+    options = [*st.options]
+    if heldout:
+        settings = dict(settings, heldout=st.heldout.data)
+        options += st.heldout.options
+    if is_reusable(results, settings, reuse):
         if not quiet:
             print(f'{label}: reusing {results}')
         return read_rows(results)
-    if report_only:
+    if not run:
         return None
-    print(f'{label}: {what}', flush=True)
-    ckpt = st.steps.train(config, run_dir, train_options,
-                          log=osp.join(run_dir, 'train.log'))
     out = osp.dirname(results)
-    st.steps.eval_scales(eval_config, ckpt, out, st.scales,
-                         [*st.options, *eval_options],
+    st.steps.eval_scales(eval_config, workflow.last_checkpoint(run_dir), out,
+                         st.scales, [*options, *eval_options],
                          log=osp.join(out, 'eval.log'))
     write_stamp(results, settings)
     return read_rows(results)
 
 
-def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
-    """The single-scale model and every recipe for one seed: each run's
-    rows (:func:`read_rows`; an empty dict for a run not finished)."""
+def _train_and_evaluate(
+        st: StudySettings, run_dir: str, label: str, what: str, config: str,
+        train_options: Sequence[str], eval_config: str,
+        eval_options: Sequence[str], settings: dict, report_only: bool,
+        quiet: bool = False) -> Tuple[Optional[dict], Optional[dict]]:
+    """One run of a study: train, evaluate every row, stamp the settings.
+
+    ``label`` names the run in messages (none for a reused run when
+    ``quiet``), ``what`` says what it trains. A finished run with the same
+    settings is reused. Returns its rows (:func:`read_rows`) on the
+    validation images and on the held-out ones (None without
+    :attr:`StudySettings.heldout`); either is None when ``report_only``
+    finds it missing.
+    """
+    args = (st, run_dir, label, eval_config, eval_options, settings)
+    reuse = st.reuse or report_only
+    rows = _evaluate(*args, reuse, False, quiet)
+    if rows is None:
+        if report_only:
+            return None, None
+        print(f'{label}: {what}', flush=True)
+        st.steps.train(config, run_dir, train_options,
+                       log=osp.join(run_dir, 'train.log'))
+        rows = _evaluate(*args, False, True, quiet)
+    if st.heldout is None:
+        return rows, None
+    return rows, _evaluate(*args, reuse, not report_only, quiet,
+                           heldout=True)
+
+
+def _run_seed(st: StudySettings, seed: int) -> Dict[str, Dict[str, dict]]:
+    """The single-scale model and every recipe for one seed.
+
+    Returns:
+        dict: For ``'val'`` and, with held-out images, ``'heldout'``: each
+        run's rows (:func:`read_rows`; an empty dict for a run not
+        finished).
+    """
     seed_dir = osp.join(st.work_dir, f'seed{seed}')
     common = [f'randomness.seed={seed}', *st.options]
-    out: Dict[str, dict] = {}
+    out: Dict[str, Dict[str, dict]] = {'val': {}}
+    if st.heldout is not None:
+        out['heldout'] = {}
+
+    def keep(name: str, rows: Tuple[Optional[dict], Optional[dict]]) -> None:
+        for split, split_rows in zip(('val', 'heldout'), rows):
+            if split in out:
+                out[split][name] = split_rows or {}
+
     single_dir = osp.join(seed_dir, 'single-scale')
     rows = _train_and_evaluate(
         st, single_dir, f'seed {seed}: single-scale model', 'training',
@@ -703,12 +784,14 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
         dict(config=st.single_config, iters=st.single_iters,
              options=common, scales=st.scales, data=st.data),
         st.report_only)
-    if rows is None:
+    if rows[0] is None:
         print(f'seed {seed}: not finished, left out')
         return out
     checkpoints = {'single': workflow.last_checkpoint(single_dir)}
-    rows.pop('attention', None)  # the branch is untrained here
-    out['single-scale'] = rows
+    for split_rows in rows:
+        if split_rows is not None:  # the branch is untrained here
+            split_rows.pop('attention', None)
+    keep('single-scale', rows)
 
     asked = [(recipe, True) for recipe in st.recipes]
     for recipe, train in asked + [(r, False) for r in st.others()]:
@@ -719,7 +802,7 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
             if recipe.start not in checkpoints:
                 if train:
                     print(f'{label}: {recipe.start} not finished, left out')
-                out[recipe.name] = {}
+                keep(recipe.name, (None, None))
                 continue
             options.append(f'load_from={checkpoints[recipe.start]}')
         run_dir = osp.join(seed_dir, recipe.name)
@@ -729,15 +812,15 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, dict]:
             dict(config=recipe.config, options=options,
                  scales=st.scales, data=st.data),
             st.report_only or not train, quiet=not train)
-        if rows is not None:
+        if rows[0] is not None:
             checkpoints[recipe.name] = workflow.last_checkpoint(run_dir)
         elif train:
             print(f'{label}: not finished, left out')
-        out[recipe.name] = rows or {}
+        keep(recipe.name, rows)
     return out
 
 
-def run_study(st: StudySettings) -> Dict[str, dict]:
+def run_study(st: StudySettings) -> Dict[str, Dict[str, dict]]:
     """Train and evaluate every recipe for every seed; aggregate.
 
     Every step is a subprocess of the repository's tools; each writes its
@@ -745,29 +828,39 @@ def run_study(st: StudySettings) -> Dict[str, dict]:
     ``st.jobs`` above 1, that many seeds run side by side.
 
     Returns:
-        dict: What :func:`aggregate` returns; ``study.md`` and
-        ``study.json`` in ``work_dir`` hold the same.
+        dict: What :func:`aggregate` returns, for ``'val'`` (the
+        validation images) and, with ``st.heldout``, ``'heldout'``;
+        ``study.md`` and ``study.json`` in ``work_dir`` hold the same.
     """
     runs = workflow.for_each_seed(st.seeds, st.jobs,
                                   lambda seed: _run_seed(st, seed))
     # the recipes asked for, and those of the others with a finished run
     recipes = {r.name: r for r in st.recipes}
     found = [r for r in st.others()
-             if any(runs[seed].get(r.name) for seed in st.seeds)]
+             if any(runs[seed]['val'].get(r.name) for seed in st.seeds)]
     if found:
         print('also in the report (runs finished in this folder): '
               + ', '.join(r.name for r in found))
     recipes.update({r.name: r for r in found})
-    per_seed: Dict[str, List[Dict[str, float]]] = {
-        name: [runs[seed].get(name, {}) for seed in st.seeds]
-        for name in ['single-scale', *recipes]
-    }
-    results = aggregate(per_seed, recipes)
-    table = markdown(results, recipes, st.seeds)
+    results, tables = {}, []
+    for split in runs[st.seeds[0]]:
+        per_seed: Dict[str, List[Dict[str, float]]] = {
+            name: [runs[seed][split].get(name, {}) for seed in st.seeds]
+            for name in ['single-scale', *recipes]
+        }
+        results[split] = aggregate(per_seed, recipes)
+        table = markdown(results[split], recipes, st.seeds)
+        if split == 'heldout':
+            table = f'## {st.heldout.title}\n\n{table}'
+        tables.append(table)
     with open(osp.join(st.work_dir, 'study.md'), 'w') as f:
-        f.write(table + '\n')
+        f.write('\n\n'.join(tables) + '\n')
+    report = dict(seeds=st.seeds, scales=st.scales,
+                  recipes={n: r.description for n, r in recipes.items()},
+                  results=to_json(results['val']))
+    if 'heldout' in results:
+        report.update(heldout=st.heldout.data,
+                      heldout_results=to_json(results['heldout']))
     with open(osp.join(st.work_dir, 'study.json'), 'w') as f:
-        json.dump(dict(seeds=st.seeds, scales=st.scales,
-                       recipes={n: r.description for n, r in recipes.items()},
-                       results=to_json(results)), f, indent=2)
+        json.dump(report, f, indent=2)
     return results

@@ -96,6 +96,9 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         (['--trunk', 'r50', '--recipes', 'e2e-chain'],
          '--trunk r50 has no config for: e2e-chain ('),
         (['--num-train', '1'], '--num-train must be >= 2'),
+        (['--heldout', '-1'], '--heldout must be >= 0'),
+        (['--heldout', '8', '--data-root', str(tmp_path)],
+         '--heldout makes held-out images of the demo data'),
     ]:
         with pytest.raises(SystemExit) as exit_:
             study.main(argv)
@@ -152,3 +155,42 @@ def test_target_lines_say_which_targets_were_met():
     ]
     no_mean = target_lines({k: v for k, v in rows.items() if k != 'mean'})
     assert no_mean[1] == 'attention above mean fusion: not measured'
+
+
+def test_heldout_images_are_made_once_and_tabled(tmp_path, monkeypatch,
+                                                 capsys):
+    """--heldout makes its images apart from the study's (data seed +
+    1000, the same family and size) and every run is evaluated on them;
+    the tools are stood in for (tests/test_study.py's FakeSteps)."""
+    from tests.test_study import FakeSteps
+    tool = load_tool('study')
+    made = []
+
+    class Steps(FakeSteps):
+        def __init__(self, tools_dir, threads):
+            super().__init__()
+
+        def make_data(self, out, num_train, num_val, height, width, seed,
+                      log=None, family='street'):
+            made.append((osp.basename(out), num_train, num_val, seed,
+                         family))
+            (tmp_path / 'study' / osp.basename(out)).mkdir(parents=True)
+
+    monkeypatch.setattr(tool.workflow, 'Steps', Steps)
+    argv = ['--seeds', '0', '1', '--recipes', 'attn-finest-whole',
+            '--heldout', '8', '--data-seed', '3', '--family', 'street2',
+            '--work-dir', str(tmp_path / 'study')]
+    assert tool.main(argv) == 0
+    assert made == [('data', 64, 16, 3, 'street2'),
+                    ('heldout-data', 4, 8, 1003, 'street2')]
+    out = capsys.readouterr().out
+    assert ('## Held-out images: 8 more of the street2 family (data seed '
+            '1003), which no run trained or was chosen on') in out
+    report = json.loads((tmp_path / 'study' / 'study.json').read_text())
+    assert report['heldout']['seed'] == 1003
+    assert report['heldout_results']['attn-finest-whole']['rows'][
+        'attention']['mean'] == 43.5
+    # again: both sets of images are reused
+    assert tool.main(argv) == 0
+    assert len(made) == 2
+    assert capsys.readouterr().out.count('reusing the data in') == 2
