@@ -1,5 +1,6 @@
 """tools/study.py end to end on tiny data: two seeds, one recipe, reuse."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -8,12 +9,12 @@ from projects.hmsa_tools import cli
 from tests.utils import ROOT, load_tool, run_tool
 
 
-def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
-                                                                capsys):
+def test_the_real_tools_train_evaluate_and_are_reused(tmp_path, capsys):
+    """One seed, one recipe, through the repository's tools on tiny data."""
     work = tmp_path / 'study'
     args = [
-        osp.join(ROOT, 'tools', 'study.py'), '--seeds', '0', '1',
-        '--recipes', 'attn-higher', '--jobs', '2', '--work-dir',
+        osp.join(ROOT, 'tools', 'study.py'), '--seeds', '3',
+        '--recipes', 'attn-higher', '--work-dir',
         str(work), '--single-iters', '2', '--attention-iters', '2',
         '--num-train', '4', '--num-val', '2', '--height', '64', '--width',
         '128', '--cfg-options', 'train_dataloader.batch_size=2',
@@ -23,37 +24,78 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
     result = run_tool(args, cwd=str(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     summary = json.loads((work / 'study.json').read_text())
-    assert summary['seeds'] == [0, 1]
+    assert summary['seeds'] == [3]
     rows = summary['results']['attn-higher']['rows']
     assert set(rows) >= {'single@0.5', 'single@1', 'single@2', 'mean',
                          'attention', 'oracle'}
     for row in rows.values():
-        assert len(row['values']) == 2 and row['std'] is not None
-    comps = summary['results']['attn-higher']['comparisons']
-    assert comps['vs_mean']['verdict'] in ('win', 'loss', 'tie')
+        assert len(row['values']) == 1 and row['std'] is None
     # the single-scale model's untrained branch gives no attention row
     assert 'attention' not in summary['results']['single-scale']['rows']
     table = (work / 'study.md').read_text()
     assert '| attn-higher |' in table and 'oracle' in table
-    # each seed trained its own single-scale model, with its own seed
-    for seed in (0, 1):
-        log = (work / f'seed{seed}' / 'attn-higher' / 'train.log').read_text()
-        assert f'randomness.seed={seed}' in (
-            work / f'seed{seed}' / 'single-scale' / 'eval' /
-            'results.json.settings').read_text()
-        assert 'decode.loss_ce' in log and 'scale_pairs' in log
+    # the seed trained its own single-scale model, with its own seed, and
+    # the recipe started from it
+    assert 'randomness.seed=3' in (
+        work / 'seed3' / 'single-scale' / 'eval' /
+        'results.json.settings').read_text()
+    log = (work / 'seed3' / 'attn-higher' / 'train.log').read_text()
+    assert 'decode.loss_ce' in log and 'scale_pairs' in log
+    assert 'seed3/single-scale/iter_2.pth' in log
 
-    # again, and a report, in this process: neither trains anything
+    # again, in this process: nothing is trained or made
     study = load_tool('study')
     capsys.readouterr()
     assert study.main(args[1:]) == 0
     again = capsys.readouterr().out
-    assert again.count('reusing') == 5  # four runs and the data
+    assert again.count('reusing') == 3  # two runs and the data
     assert 'make_demo_data' not in again
     assert json.loads((work / 'study.json').read_text()) == summary
 
+
+def fake_tools(tool, monkeypatch, tmp_path):
+    """Stand the tools in for (tests/test_study.py's FakeSteps); return
+    the list the made data is noted in."""
+    from tests.test_study import FakeSteps
+    made = []
+
+    class Steps(FakeSteps):
+        def __init__(self, tools_dir, threads):
+            super().__init__()
+
+        def make_data(self, out, num_train, num_val, height, width, seed,
+                      log=None, family='street'):
+            made.append((osp.basename(out), num_train, num_val, seed,
+                         family))
+            os.makedirs(out, exist_ok=True)
+
+    monkeypatch.setattr(tool.workflow, 'Steps', Steps)
+    return made
+
+
+def test_two_seeds_give_mean_and_std_and_reports_keep_finished_runs(
+        tmp_path, monkeypatch, capsys):
+    study = load_tool('study')
+    fake_tools(study, monkeypatch, tmp_path)
+    work = tmp_path / 'study'
+    args = ['--seeds', '0', '1', '--recipes', 'attn-higher', '--jobs', '2',
+            '--work-dir', str(work)]
+    assert study.main(args) == 0
+    summary = json.loads((work / 'study.json').read_text())
+    assert summary['seeds'] == [0, 1]
+    rows = summary['results']['attn-higher']['rows']
+    for row in rows.values():
+        assert len(row['values']) == 2 and row['std'] is not None
+    comps = summary['results']['attn-higher']['comparisons']
+    assert comps['vs_mean']['verdict'] in ('win', 'loss', 'tie')
+    for seed in (0, 1):
+        assert f'randomness.seed={seed}' in (
+            work / f'seed{seed}' / 'attn-higher' / 'eval' /
+            'results.json.settings').read_text()
+
     # a report of what is finished, seed 2 is not: nothing is trained
-    assert study.main([args[1], '0', '1', '2', *args[4:],
+    capsys.readouterr()
+    assert study.main(['--seeds', '0', '1', '2', *args[3:],
                        '--report-only']) == 0
     assert 'seed 2: not finished, left out' in capsys.readouterr().out
     assert not (work / 'seed2').exists()
@@ -65,7 +107,7 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
 
     # a study of another recipe in the same folder: its report keeps the
     # runs the first study finished (report-only: nothing is trained)
-    assert study.main([*args[1:], '--recipes', 'attn-finest',
+    assert study.main([*args, '--recipes', 'attn-finest',
                        '--report-only']) == 0
     out = capsys.readouterr().out
     assert 'seed 0: attn-finest: not finished' in out
@@ -81,7 +123,7 @@ def test_two_seeds_give_mean_and_std_and_finished_runs_are_reused(tmp_path,
     assert '| attn-higher |' in (work / 'study.md').read_text()
     # not with --fresh: its runs would sit beside ones started from the
     # checkpoints it overwrites
-    assert study.main([*args[1:], '--recipes', 'attn-finest',
+    assert study.main([*args, '--recipes', 'attn-finest',
                        '--report-only', '--fresh']) == 0
     assert set(json.loads((work / 'study.json').read_text())['results']) \
         == {'single-scale', 'attn-finest'}
@@ -160,23 +202,9 @@ def test_target_lines_say_which_targets_were_met():
 def test_heldout_images_are_made_once_and_tabled(tmp_path, monkeypatch,
                                                  capsys):
     """--heldout makes its images apart from the study's (data seed +
-    1000, the same family and size) and every run is evaluated on them;
-    the tools are stood in for (tests/test_study.py's FakeSteps)."""
-    from tests.test_study import FakeSteps
+    1000, the same family and size) and every run is evaluated on them."""
     tool = load_tool('study')
-    made = []
-
-    class Steps(FakeSteps):
-        def __init__(self, tools_dir, threads):
-            super().__init__()
-
-        def make_data(self, out, num_train, num_val, height, width, seed,
-                      log=None, family='street'):
-            made.append((osp.basename(out), num_train, num_val, seed,
-                         family))
-            (tmp_path / 'study' / osp.basename(out)).mkdir(parents=True)
-
-    monkeypatch.setattr(tool.workflow, 'Steps', Steps)
+    made = fake_tools(tool, monkeypatch, tmp_path)
     argv = ['--seeds', '0', '1', '--recipes', 'attn-finest-whole',
             '--heldout', '8', '--data-seed', '3', '--family', 'street2',
             '--work-dir', str(tmp_path / 'study')]
