@@ -456,9 +456,16 @@ def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
     other = study.HeldOut(heldout.options, dict(heldout.data, seed=1001))
     study.run_study(settings(heldout=other))
     assert len(steps.trained) == 6 and len(steps.evaluated) == 18
+    # a run trained again is evaluated again on both, though the held-out
+    # evaluation of the checkpoint it replaced has the same settings
+    (tmp_path / 'seed0' / 'e2e-one-scale-refit' / 'eval' /
+     'results.json').unlink()
+    study.run_study(settings(heldout=other))
+    assert len(steps.trained) == 7 and len(steps.evaluated) == 20
+    assert steps.evaluated[-1][1].endswith('heldout-data/')
     # a report finds held-out rows missing without evaluating them
     other = study.HeldOut(heldout.options, dict(heldout.data, seed=1002))
     results = study.run_study(settings(heldout=other, report_only=True))
-    assert len(steps.evaluated) == 18
+    assert len(steps.evaluated) == 20
     assert not results['heldout']['e2e-one-scale-refit']['rows']
     assert results['val']['e2e-one-scale-refit']['rows']

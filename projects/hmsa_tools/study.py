@@ -750,6 +750,7 @@ def _train_and_evaluate(
         st.steps.train(config, run_dir, train_options,
                        log=osp.join(run_dir, 'train.log'))
         rows = _evaluate(*args, False, True, quiet)
+        reuse = False  # a new checkpoint: no earlier evaluation holds
     if st.heldout is None:
         return rows, None
     return rows, _evaluate(*args, reuse, not report_only, quiet,
