@@ -331,13 +331,17 @@ def test_the_one_scale_recipes_train_the_network_at_scale_1():
 
 def test_the_one_scale_refit_is_the_staged_branch_fit_on_that_network():
     recipes = study.demo_recipes(DEMO)
-    recipe, ref = recipes['e2e-one-scale-refit'], recipes['attn-finest-whole']
-    assert (recipe.config, recipe.options, recipe.iters) == (
-        ref.config, ref.options, ref.iters)
-    assert (recipe.start, ref.start) == ('e2e-one-scale', 'single')
-    assert [r.name for r in study.select_recipes(
-        recipes, ['e2e-one-scale-refit'])] == ['e2e-one-scale',
-                                               'e2e-one-scale-refit']
+    ref = recipes['attn-finest-whole']
+    for start in ('e2e-one-scale', 'e2e-scratch-one-scale'):
+        recipe = recipes[f'{start}-refit']
+        assert (recipe.config, recipe.options, recipe.iters) == (
+            ref.config, ref.options, ref.iters)
+        assert (recipe.start, ref.start) == (start, 'single')
+        assert [r.name for r in study.select_recipes(
+            recipes, [recipe.name])] == [start, recipe.name]
+    # fine-tuned or from scratch, the refits end after as many iterations
+    assert (120 + recipes['e2e-one-scale'].iters
+            == recipes['e2e-scratch-one-scale'].iters)
 
 
 def test_the_pairs_recipe_differs_from_the_chain_in_the_scales_only():

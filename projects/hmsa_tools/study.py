@@ -122,7 +122,8 @@ def demo_recipes(configs_dir: str,
     branch, the staged recipe in one run (``e2e-one-scale`` and
     ``e2e-scratch-one-scale`` on the single-scale model's randomly
     resized crops, ``e2e-whole-one-scale`` on whole images).
-    ``e2e-one-scale-refit`` fits ``e2e-one-scale``'s branch again as
+    ``e2e-one-scale-refit`` and ``e2e-scratch-one-scale-refit`` fit the
+    branch of ``e2e-one-scale`` and ``e2e-scratch-one-scale`` again as
     ``attn-finest-whole`` trains it (whole images, attention only).
     ``e2e-pairs-whole`` trains ``e2e-chain-whole`` on the pairs (0.5, 1)
     and (1, 2) instead of the chain.
@@ -326,6 +327,12 @@ def demo_recipes(configs_dir: str,
                'attn-finest-whole\'s attention-only training (whole images) '
                'from that checkpoint', attn, (finest, whole),
                start='e2e-one-scale', iters=attention_iters),
+        # the same after e2e-scratch-one-scale: both refits end after
+        # single_iters + 100 + attention_iters iterations
+        Recipe('e2e-scratch-one-scale-refit', 'e2e-scratch-one-scale, then '
+               'attn-finest-whole\'s attention-only training (whole images) '
+               'from that checkpoint', attn, (finest, whole),
+               start='e2e-scratch-one-scale', iters=attention_iters),
         # A control for e2e-finetune: the same schedule, one scale, no
         # attention. If both lose against the single-scale model, the
         # schedule is the cause; if only e2e-finetune does, the two-scale
