@@ -427,7 +427,7 @@ def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
             options=workflow.data_options(str(tmp_path / 'data')),
             data=dict(root=str(tmp_path / 'data')), **kwargs)
 
-    results = study.run_study(settings(heldout=heldout))
+    results, text = study.run_study(settings(heldout=heldout))
     # three runs per seed (single-scale, e2e-one-scale, its refit), each
     # trained once and evaluated on both sets of images
     assert len(steps.trained) == 6 and len(steps.evaluated) == 12
@@ -443,6 +443,7 @@ def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
     for split in ('val', 'heldout'):
         assert 'attention' not in results[split]['single-scale']['rows']
     table = (tmp_path / 'study.md').read_text()
+    assert table == text + '\n'
     assert table.count('| e2e-one-scale-refit |') == 4
     assert '## Held-out images: 8 more' in table
     report = json.loads((tmp_path / 'study.json').read_text())
@@ -453,7 +454,7 @@ def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
     # again: nothing runs; without held-out images, one table
     study.run_study(settings(heldout=heldout))
     assert len(steps.trained) == 6 and len(steps.evaluated) == 12
-    assert set(study.run_study(settings())) == {'val'}
+    assert set(study.run_study(settings())[0]) == {'val'}
     assert 'Held-out' not in (tmp_path / 'study.md').read_text()
     assert 'heldout' not in json.loads((tmp_path / 'study.json').read_text())
     # other held-out images: evaluated again, nothing trained
@@ -469,7 +470,7 @@ def test_heldout_images_give_a_second_table_and_are_reused(tmp_path):
     assert steps.evaluated[-1][1].endswith('heldout-data/')
     # a report finds held-out rows missing without evaluating them
     other = study.HeldOut(heldout.options, dict(heldout.data, seed=1002))
-    results = study.run_study(settings(heldout=other, report_only=True))
+    results, _ = study.run_study(settings(heldout=other, report_only=True))
     assert len(steps.evaluated) == 20
     assert not results['heldout']['e2e-one-scale-refit']['rows']
     assert results['val']['e2e-one-scale-refit']['rows']

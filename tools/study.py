@@ -208,10 +208,9 @@ def main(argv=None) -> int:
         report_only=args.report_only,
         jobs=args.jobs,
         heldout=heldout)
-    study.run_study(settings)  # a failed step: cli.run_tool
+    _, tables = study.run_study(settings)  # a failed step: cli.run_tool
     print()
-    with open(osp.join(work_dir, 'study.md')) as f:
-        print(f.read().rstrip())
+    print(tables)
     minutes, seconds = divmod(int(time.time() - start), 60)
     print(f'\nstudy finished in {minutes} min {seconds} s; tables in '
           f'{osp.join(work_dir, "study.md")} and study.json')

@@ -828,7 +828,7 @@ def _run_seed(st: StudySettings, seed: int) -> Dict[str, Dict[str, dict]]:
     return out
 
 
-def run_study(st: StudySettings) -> Dict[str, Dict[str, dict]]:
+def run_study(st: StudySettings) -> Tuple[Dict[str, Dict[str, dict]], str]:
     """Train and evaluate every recipe for every seed; aggregate.
 
     Every step is a subprocess of the repository's tools; each writes its
@@ -836,9 +836,10 @@ def run_study(st: StudySettings) -> Dict[str, Dict[str, dict]]:
     ``st.jobs`` above 1, that many seeds run side by side.
 
     Returns:
-        dict: What :func:`aggregate` returns, for ``'val'`` (the
-        validation images) and, with ``st.heldout``, ``'heldout'``;
-        ``study.md`` and ``study.json`` in ``work_dir`` hold the same.
+        tuple: What :func:`aggregate` returns, for ``'val'`` (the
+        validation images) and, with ``st.heldout``, ``'heldout'``; and
+        the tables (:func:`markdown`). ``study.json`` and ``study.md`` in
+        ``work_dir`` hold the same.
     """
     runs = workflow.for_each_seed(st.seeds, st.jobs,
                                   lambda seed: _run_seed(st, seed))
@@ -861,8 +862,9 @@ def run_study(st: StudySettings) -> Dict[str, Dict[str, dict]]:
         if split == 'heldout':
             table = f'## {st.heldout.title}\n\n{table}'
         tables.append(table)
+    text = '\n\n'.join(tables)
     with open(osp.join(st.work_dir, 'study.md'), 'w') as f:
-        f.write('\n\n'.join(tables) + '\n')
+        f.write(text + '\n')
     report = dict(seeds=st.seeds, scales=st.scales,
                   recipes={n: r.description for n, r in recipes.items()},
                   results=to_json(results['val']))
@@ -871,4 +873,4 @@ def run_study(st: StudySettings) -> Dict[str, Dict[str, dict]]:
                       heldout_results=to_json(results['heldout']))
     with open(osp.join(st.work_dir, 'study.json'), 'w') as f:
         json.dump(report, f, indent=2)
-    return results
+    return results, text
