@@ -312,20 +312,37 @@ def test_demo_configs_run_on_a_cpu():
         load('demo/hmsa_mnv2_demo.py').optim_wrapper.optimizer.lr / 10)
 
 
-@pytest.mark.parametrize('name,recipe_name', [
-    ('demo/hmsa_mnv2_e2e_demo.py', 'e2e-chain-finest'),
-    ('demo/hmsa_mnv2_e2e-one-scale_demo.py', 'e2e-one-scale'),
-    ('demo/hmsa_mnv2_attn-finest_demo.py', 'attn-finest'),
-    ('demo/hmsa_mnv2_attn-whole_demo.py', 'attn-finest-whole'),
-])
+#: Demo configs that stand for a study recipe, and the recipe.
+RECIPE_CONFIGS = {
+    'demo/hmsa_mnv2_e2e_demo.py': 'e2e-chain-finest',
+    'demo/hmsa_mnv2_e2e-one-scale_demo.py': 'e2e-one-scale',
+    'demo/hmsa_mnv2_e2e-one-scale-refit_demo.py': 'e2e-one-scale-refit',
+    'demo/hmsa_mnv2_attn-finest_demo.py': 'attn-finest',
+    'demo/hmsa_mnv2_attn-whole_demo.py': 'attn-finest-whole',
+}
+
+
+@pytest.mark.parametrize('name,recipe_name', RECIPE_CONFIGS.items())
 def test_demo_config_is_the_studys_recipe(name, recipe_name):
     """A demo config that stands for a study recipe is what the study
     measured: the recipe's config with the recipe's options, nothing
-    else."""
+    else; one that starts from another recipe's checkpoint loads the one
+    that recipe's config writes where tools/train.py puts it."""
     recipe = study.demo_recipes(osp.join(CONFIG_DIR, 'demo'))[recipe_name]
     measured = resolve_options(recipe.config, recipe.options)
     cfg = load(name)
-    assert config_diff(cfg, measured) == set()
+    same_start = set()
+    if recipe.start not in ('single', 'scratch'):
+        start = next(n for n, r in RECIPE_CONFIGS.items()
+                     if r == recipe.start)
+        iters = load(start).train_cfg.max_iters
+        assert iters == study.demo_recipes(
+            osp.join(CONFIG_DIR, 'demo'))[recipe.start].iters
+        assert cfg.load_from == osp.join(
+            'work_dirs', osp.splitext(osp.basename(start))[0],
+            f'iter_{iters}.pth')
+        same_start = {'load_from'}
+    assert config_diff(cfg, measured) == same_start
     assert config_diff(cfg, Config.fromfile(recipe.config)) != set()
 
 
