@@ -18,6 +18,9 @@ Examples::
     # the same, and its control, on the ResNet-50-D8 trunk
     python tools/study.py --trunk r50 --recipes single-continue \\
         attn-finest --work-dir work_dirs/study_r50
+    # a recipe and its start, also on 64 held-out images of the family
+    python tools/study.py --recipes e2e-one-scale-refit --heldout 64 \\
+        --work-dir work_dirs/study_os
     # two recipes on data in the Cityscapes layout elsewhere
     python tools/study.py --data-root data/other --recipes attn-paper \\
         attn-higher
