@@ -749,19 +749,19 @@ def _train_and_evaluate(
     """
     args = (st, run_dir, label, eval_config, eval_options, settings)
     reuse = st.reuse or report_only
-    rows = _evaluate(*args, reuse, False, quiet)
+    rows = _evaluate(*args, reuse=reuse, run=False, quiet=quiet)
     if rows is None:
         if report_only:
             return None, None
         print(f'{label}: {what}', flush=True)
         st.steps.train(config, run_dir, train_options,
                        log=osp.join(run_dir, 'train.log'))
-        rows = _evaluate(*args, False, True, quiet)
+        rows = _evaluate(*args, reuse=False, run=True, quiet=quiet)
         reuse = False  # a new checkpoint: no earlier evaluation holds
     if st.heldout is None:
         return rows, None
-    return rows, _evaluate(*args, reuse, not report_only, quiet,
-                           heldout=True)
+    return rows, _evaluate(*args, reuse=reuse, run=not report_only,
+                           quiet=quiet, heldout=True)
 
 
 def _run_seed(st: StudySettings, seed: int) -> Dict[str, Dict[str, dict]]:
