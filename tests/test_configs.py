@@ -115,7 +115,8 @@ def test_config_families_are_all_there():
         'demo/hmsa_mnv2_attn-only_demo.py', 'demo/hmsa_mnv2_finetune_demo.py',
         'demo/hmsa_mnv2_attn-finest_demo.py', 'demo/hmsa_mnv2_e2e_demo.py',
         'demo/r50_single-scale_demo.py', 'demo/hmsa_r50_attn-only_demo.py',
-        'demo/hmsa_r50_attn-finest_demo.py',
+        'demo/hmsa_r50_attn-finest_demo.py', 'demo/hmsa_r50_demo.py',
+        'demo/hmsa_r50_finetune_demo.py',
         'demo/hmsa_mnv2_attn-whole_demo.py',
         'demo/hmsa_mnv2_e2e-one-scale_demo.py'
     } <= names

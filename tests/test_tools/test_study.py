@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import shutil
 
 import pytest
 
@@ -129,9 +130,14 @@ def test_two_seeds_give_mean_and_std_and_reports_keep_finished_runs(
         == {'single-scale', 'attn-finest'}
 
 
-def test_bad_arguments_are_named(tmp_path, capsys):
+def test_bad_arguments_are_named(tmp_path, capsys, monkeypatch):
     # in this process: the checks come before anything is trained
     study = load_tool('study')
+    # a configs folder whose ResNet-50 fine-tune config is missing
+    demo = tmp_path / 'demo'
+    shutil.copytree(study.DEMO_CONFIGS, demo)
+    (demo / 'hmsa_r50_finetune_demo.py').unlink()
+    monkeypatch.setattr(study, 'DEMO_CONFIGS', str(demo))
     for argv, message in [
         (['--seeds', '1', '1'], 'repeats a seed'),
         (['--jobs', '0'], '--jobs: must be a whole number'),
