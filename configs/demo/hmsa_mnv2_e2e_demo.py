@@ -10,6 +10,9 @@
 # 3.6, but only ties the network's own scale 2 (+0.1; fused on the 1.0
 # grid, e2e-chain, it was 2.4 below). hmsa_mnv2_finetune_demo.py is the
 # earlier recipe (paper branch, pair 0.5, 1), which made scale 2 collapse.
+# The recommended end-to-end path, whose fusion beats the network's own
+# scales, trains the network at scale 1 only: hmsa_mnv2_e2e-one-scale_demo.py,
+# then hmsa_mnv2_e2e-one-scale-refit_demo.py.
 _base_ = ['./hmsa_mnv2_finetune_demo.py']
 
 model = dict(
