@@ -65,8 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=study.TRUNKS,
         default='mnv2',
         help='the demo configs\' trunk: MobileNetV2 (default) or '
-        'ResNet-50-D8 (configs/demo/*r50*; the staged recipes and the '
-        'control)')
+        'ResNet-50-D8 (configs/demo/*r50*)')
     parser.add_argument(
         '--heldout',
         type=int,
