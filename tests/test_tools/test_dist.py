@@ -23,7 +23,7 @@ def run_dist(script: str, args: list, env: dict, cwd: str) -> str:
     A rank that aborts in C++ ("terminate called without an active
     exception", a known rare gloo abort on these CPU machines, not fixed)
     gets one more run; any other failure fails at once."""
-    for attempt in range(2):
+    for _ in range(2):
         result = subprocess.run(['bash', osp.join(TOOLS, script), *args],
                                 cwd=cwd,
                                 env=env,
