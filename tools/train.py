@@ -82,6 +82,7 @@ def main(argv=None) -> None:
     runner = engine.build_runner(cfg)
     runner.register_hook(interrupt)
     engine.train_guarded(runner, cfg, interrupt)
+    del runner  # the process group closes only once the runner is freed
     engine.shutdown_distributed()
 
 

@@ -5,6 +5,7 @@ passes ``device_ids`` to DDP; without CUDA both fail. Here the process group
 is started from torchrun's environment and DDP gets no ``device_ids``.
 Everything else is MMEngine's.
 """
+import gc
 from typing import Any, Dict
 
 import torch
@@ -69,13 +70,18 @@ def setup_distributed_without_cuda(cfg: Config, launcher: str) -> None:
 
 
 def shutdown_distributed() -> None:
-    """Wait for every rank, then close the process group.
+    """Wait for every rank, then close the process group and its threads.
 
-    A gloo process group left open when the interpreter exits can abort the
-    process at teardown (its threads are still joinable); closing it first
-    makes the end of a distributed run deterministic.
+    Call it once the runner is no longer referenced. The DDP wrapper holds
+    the gloo process group, and the runner sits in reference cycles (its
+    loops and hooks point back to it), so the group's worker threads live
+    until the collector frees the runner. A gloo thread still alive while
+    the interpreter shuts down can abort the process ("terminate called
+    without an active exception"); collecting here ends those threads
+    while the interpreter is whole.
     """
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
