@@ -108,7 +108,7 @@ def test_config_families_are_all_there():
     names = set(CONFIGS)
     assert set(MAIN) | set(MAIN.values()) <= names
     assert set(SINGLE_SCALE) <= names
-    assert len([n for n in names if n.startswith('staged/')]) == 6
+    assert len([n for n in names if n.startswith('staged/')]) == 12
     assert len([n for n in names if n.startswith('ablations/')]) == 8
     assert {
         'demo/hmsa_mnv2_demo.py', 'demo/mnv2_single-scale_demo.py',
@@ -274,6 +274,44 @@ def test_staged_configs(trunk, main):
     assert config_diff(higher, attn) == {
         'model.decode_head.attention_cfg.inputs', 'model.train_cfg.scale_pairs'
     }
+
+
+@pytest.mark.parametrize('trunk,main', [
+    ('mobilenet-v2-d8_deeplabv3plus', 'hmsa_mnv2.py'),
+    ('deeplabv3plus_r50-d8', 'hmsa_r50.py'),
+])
+def test_staged_recommended_recipes_are_the_demo_recipes(trunk, main):
+    """The Cityscapes configs of the recommended staged recipe and of the
+    recommended end-to-end path change, from the configs they build on,
+    what the demo configs of those recipes change; each step loads the
+    checkpoint of the step before it."""
+
+    def staged(recipe, iters):
+        name = f'{recipe}_{trunk}_4xb2-{iters}_cityscapes-512x1024'
+        return name, load(f'staged/{name}.py')
+
+    # every Cityscapes HMSA config fuses on the finest grid already
+    assert load(main).model.test_cfg.fusion_grid == 'finest'
+    _, higher = staged('hmsa-attn-only-higher', '8k')
+    _, finetune = staged('hmsa-finetune', '20k')
+    _, whole = staged('hmsa-attn-whole', '8k')
+    e2e_name, e2e = staged('hmsa-e2e-one-scale', '20k')
+    _, refit = staged('hmsa-e2e-one-scale-refit', '8k')
+    for cfg, base, demo, demo_base, also in [
+        (whole, higher, 'attn-whole', 'attn-finest', set()),
+        (e2e, finetune, 'e2e-one-scale', 'finetune', {'load_from'}),
+        (refit, whole, 'e2e-one-scale-refit', 'attn-whole', set()),
+    ]:
+        measured = config_diff(load(f'demo/hmsa_mnv2_{demo}_demo.py'),
+                               load(f'demo/hmsa_mnv2_{demo_base}_demo.py'))
+        assert config_diff(cfg, base) == \
+            measured - {'model.test_cfg.fusion_grid'} | also
+    resize = whole.train_dataloader.dataset.pipeline[2]
+    assert resize.type == 'RandomResize' and resize.ratio_range == (1.0, 1.0)
+    assert e2e.load_from == higher.load_from  # the single-scale model
+    assert e2e.model.train_cfg.trunk_scale == 1.0
+    assert refit.load_from == (f'work_dirs/{e2e_name}/'
+                               f'iter_{e2e.train_cfg.max_iters}.pth')
 
 
 def test_demo_configs_run_on_a_cpu():
