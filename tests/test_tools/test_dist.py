@@ -36,7 +36,6 @@ def run_dist(script: str, args: list, env: dict, cwd: str) -> str:
 # to run into the interpreter's teardown, where it aborts the process.
 SHUTDOWN_SCRIPT = """
 import os
-import pytest
 import torch
 from projects.hmsa_tools.engine import dist
 torch.set_num_threads(1)
