@@ -250,15 +250,26 @@ def test_amp_ablation():
     }
 
 
-@pytest.mark.parametrize('trunk,main', [
+#: The staged configs' trunk part of the name, and the main config of it.
+STAGED_TRUNKS = [
     ('mobilenet-v2-d8_deeplabv3plus', 'hmsa_mnv2.py'),
     ('deeplabv3plus_r50-d8', 'hmsa_r50.py'),
-])
+]
+
+
+def staged_name(recipe: str, trunk: str, iters: str) -> str:
+    """The name of a staged Cityscapes config, without folder or '.py'."""
+    return f'{recipe}_{trunk}_4xb2-{iters}_cityscapes-512x1024'
+
+
+def load_staged(recipe: str, trunk: str, iters: str) -> Config:
+    return load(f'staged/{staged_name(recipe, trunk, iters)}.py')
+
+
+@pytest.mark.parametrize('trunk,main', STAGED_TRUNKS)
 def test_staged_configs(trunk, main):
-    attn = load(f'staged/hmsa-attn-only_{trunk}_4xb2-8k_cityscapes-'
-                '512x1024.py')
-    finetune = load(f'staged/hmsa-finetune_{trunk}_4xb2-20k_cityscapes-'
-                    '512x1024.py')
+    attn = load_staged('hmsa-attn-only', trunk, '8k')
+    finetune = load_staged('hmsa-finetune', trunk, '20k')
     assert attn.model.train_cfg.attention_only is True
     assert not finetune.model.train_cfg.get('attention_only', False)
     # Each stage starts from the previous stage's checkpoint.
@@ -269,34 +280,26 @@ def test_staged_configs(trunk, main):
         assert cfg.model.type == load(main).model.type
     assert attn.train_cfg.max_iters < load(main).train_cfg.max_iters
     # the study's recipe differs from step 2 in the branch and pairs only
-    higher = load(f'staged/hmsa-attn-only-higher_{trunk}_4xb2-8k_'
-                  'cityscapes-512x1024.py')
+    higher = load_staged('hmsa-attn-only-higher', trunk, '8k')
     assert config_diff(higher, attn) == {
         'model.decode_head.attention_cfg.inputs', 'model.train_cfg.scale_pairs'
     }
 
 
-@pytest.mark.parametrize('trunk,main', [
-    ('mobilenet-v2-d8_deeplabv3plus', 'hmsa_mnv2.py'),
-    ('deeplabv3plus_r50-d8', 'hmsa_r50.py'),
-])
+@pytest.mark.parametrize('trunk,main', STAGED_TRUNKS)
 def test_staged_recommended_recipes_are_the_demo_recipes(trunk, main):
     """The Cityscapes configs of the recommended staged recipe and of the
     recommended end-to-end path change, from the configs they build on,
     what the demo configs of those recipes change; each step loads the
     checkpoint of the step before it."""
 
-    def staged(recipe, iters):
-        name = f'{recipe}_{trunk}_4xb2-{iters}_cityscapes-512x1024'
-        return name, load(f'staged/{name}.py')
-
     # every Cityscapes HMSA config fuses on the finest grid already
     assert load(main).model.test_cfg.fusion_grid == 'finest'
-    _, higher = staged('hmsa-attn-only-higher', '8k')
-    _, finetune = staged('hmsa-finetune', '20k')
-    _, whole = staged('hmsa-attn-whole', '8k')
-    e2e_name, e2e = staged('hmsa-e2e-one-scale', '20k')
-    _, refit = staged('hmsa-e2e-one-scale-refit', '8k')
+    higher = load_staged('hmsa-attn-only-higher', trunk, '8k')
+    finetune = load_staged('hmsa-finetune', trunk, '20k')
+    whole = load_staged('hmsa-attn-whole', trunk, '8k')
+    e2e = load_staged('hmsa-e2e-one-scale', trunk, '20k')
+    refit = load_staged('hmsa-e2e-one-scale-refit', trunk, '8k')
     for cfg, base, demo, demo_base, also in [
         (whole, higher, 'attn-whole', 'attn-finest', set()),
         (e2e, finetune, 'e2e-one-scale', 'finetune', {'load_from'}),
@@ -310,6 +313,7 @@ def test_staged_recommended_recipes_are_the_demo_recipes(trunk, main):
     assert resize.type == 'RandomResize' and resize.ratio_range == (1.0, 1.0)
     assert e2e.load_from == higher.load_from  # the single-scale model
     assert e2e.model.train_cfg.trunk_scale == 1.0
+    e2e_name = staged_name('hmsa-e2e-one-scale', trunk, '20k')
     assert refit.load_from == (f'work_dirs/{e2e_name}/'
                                f'iter_{e2e.train_cfg.max_iters}.pth')
 
